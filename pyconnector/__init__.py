@@ -1,0 +1,32 @@
+"""pyconnector: one Python door to IoT platform services.
+
+>>> import pyconnector
+>>> conn = pyconnector.connectors(api_key="…", URL="http://127.0.0.1:8080")
+>>> sos = conn.SensorObservation()
+>>> sos.getCount()
+"""
+
+__version__ = "0.1.0"
+
+from .connectors import connectors  # noqa: E402
+from .errors import (  # noqa: E402
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    ConnectError,
+    DataError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PyConnectorError,
+    ServerError,
+    TimeoutError,
+    TransportError,
+)
+
+__all__ = [
+    "__version__", "connectors", "PyConnectorError", "ConfigError", "TransportError",
+    "ConnectError", "TimeoutError", "APIError", "BadRequestError", "AuthenticationError",
+    "NotFoundError", "ConflictError", "PayloadTooLargeError", "ServerError", "DataError",
+]

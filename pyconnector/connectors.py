@@ -1,0 +1,50 @@
+"""``pyconnector.connectors``: the one object that hands out every service connector."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from . import config as _config
+from .http import HTTPCore
+
+
+class connectors:  # noqa: N801 - the name users write, from the TCUP guide
+    """Connection to a platform; its methods return one connector per service.
+
+    >>> conn = pyconnector.connectors('ConfigFile.conf')
+    >>> conn = pyconnector.connectors(api_key='…', URL='http://127.0.0.1:8080')
+    >>> sos = conn.SensorObservation()
+    """
+
+    def __init__(self, config_file: str | os.PathLike[str] | None = None, *,
+                 api_key: str | None = None, URL: str | None = None,  # noqa: N803
+                 url: str | None = None, jwt_key: str | None = None,
+                 timeout: float | None = None, retries: int | None = None,
+                 verify: bool | str | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.config = _config.load(config_file, api_key=api_key, url=URL or url,
+                                   jwt_key=jwt_key, timeout=timeout, retries=retries,
+                                   verify=verify)
+        self.http = HTTPCore(self.config, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"connectors({self.config!r})"
+
+    def __enter__(self) -> connectors:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self.http.close()
+
+    def SensorObservation(self) -> Any:  # noqa: N802 - TCUP guide naming
+        """The Sensor Observation Service connector."""
+        from .sos import SensorObservation
+
+        return SensorObservation(self.http)

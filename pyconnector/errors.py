@@ -1,0 +1,79 @@
+"""The connector's errors: one tree, every third-party failure re-raised as one of ours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PyConnectorError(Exception):
+    """Base of every error the connector raises."""
+
+
+class ConfigError(PyConnectorError):
+    """The configuration is missing something or cannot be read."""
+
+
+class TransportError(PyConnectorError):
+    """The platform could not be reached or did not answer in time."""
+
+
+class ConnectError(TransportError):
+    """No connection to the platform (wrong URL, server down)."""
+
+
+class TimeoutError(TransportError):  # noqa: A001 - ours, scoped to pyconnector
+    """The platform did not answer within the timeout."""
+
+
+class APIError(PyConnectorError):
+    """The platform answered with an error.
+
+    ``status`` is the HTTP-style code (from the body for TCUP's "200 + code" answers),
+    ``message`` the server's message, ``field``/``line`` what it blamed, ``body`` all of it.
+    """
+
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+        self.body = body
+        self.field = body.get("field") if isinstance(body, dict) else None
+        self.line = body.get("line") if isinstance(body, dict) else None
+
+
+class BadRequestError(APIError):
+    """400: the request was malformed or a value was invalid."""
+
+
+class AuthenticationError(APIError):
+    """401/403: missing, unknown or expired credentials."""
+
+
+class NotFoundError(APIError):
+    """404: no such resource (or not visible to this tenant)."""
+
+
+class ConflictError(APIError):
+    """409: the resource already exists or is in use."""
+
+
+class PayloadTooLargeError(APIError):
+    """413: the request body is over the platform's limit."""
+
+
+class ServerError(APIError):
+    """5xx: the platform failed."""
+
+
+class DataError(PyConnectorError):
+    """A result could not be turned into the requested shape (e.g. unparseable CSV)."""
+
+
+_BY_STATUS = {400: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
+              404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError}
+
+
+def api_error(status: int, message: str, body: Any = None) -> APIError:
+    """The most specific :class:`APIError` subclass for ``status``."""
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    return cls(status, message, body)

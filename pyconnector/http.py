@@ -1,0 +1,169 @@
+"""HTTP core shared by every service connector: auth, timeouts, retries, errors, streaming."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .config import Config
+from .errors import ConnectError, TimeoutError, TransportError, api_error
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+CHUNK = 1 << 20
+JWT_LIFETIME = 300  # seconds; short-lived tokens, minted per request
+
+
+class HTTPCore:
+    """One pooled HTTP client per :class:`~pyconnector.connectors` object."""
+
+    def __init__(self, config: Config, transport: httpx.BaseTransport | None = None,
+                 backoff: float = 0.25) -> None:
+        self.config = config
+        self.backoff = backoff
+        self.client = httpx.Client(
+            base_url=config.url, timeout=config.timeout, verify=config.verify,
+            transport=transport, follow_redirects=True,
+            headers={"x-api-key": config.api_key, "user-agent": f"pyconnector/{__version__}"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _auth(self) -> dict[str, str]:
+        if not self.config.jwt_key:
+            return {}
+        import jwt
+
+        now = int(time.time())
+        token = jwt.encode({"iat": now, "exp": now + JWT_LIFETIME}, self.config.jwt_key,
+                           algorithm="HS256")
+        return {"authorization": f"Bearer {token}"}
+
+    def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any
+              ) -> httpx.Response:
+        """Send with retries: idempotent calls on connection errors and 502/503/504; any
+        call when the connection could not even be made (nothing was sent)."""
+        headers = {**kwargs.pop("headers", {}), **self._auth()}
+        attempt = 0
+        while True:
+            try:
+                request = self.client.build_request(method, path, headers=headers, **kwargs)
+                response = self.client.send(request, stream=stream)
+            except httpx.ConnectError as exc:
+                if attempt < self.config.retries and "content" not in kwargs:
+                    attempt += 1
+                    self._sleep(attempt)
+                    continue
+                raise ConnectError(f"cannot connect to {self.config.url}: {exc}") from exc
+            except httpx.TimeoutException as exc:
+                if method in IDEMPOTENT and attempt < self.config.retries:
+                    attempt += 1
+                    self._sleep(attempt)
+                    continue
+                raise TimeoutError(f"{method} {path}: no answer within "
+                                   f"{self.config.timeout}s") from exc
+            except httpx.TransportError as exc:
+                raise TransportError(f"{method} {path}: {exc}") from exc
+            if (response.status_code in RETRY_STATUSES and method in IDEMPOTENT
+                    and attempt < self.config.retries):
+                response.close()
+                attempt += 1
+                self._sleep(attempt)
+                continue
+            return response
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2))
+
+    @staticmethod
+    def check(response: httpx.Response) -> Any:
+        """The JSON body of a successful answer; raise for an HTTP error or a body code
+        >= 400 (TCUP's SOS answers writes with HTTP 200 and the real code in the body)."""
+        body: Any = None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        if response.status_code >= 400:
+            message = body.get("message") if isinstance(body, dict) else None
+            raise api_error(response.status_code, message or response.text[:500] or
+                            response.reason_phrase, body)
+        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
+            raise api_error(body["code"], str(body.get("message", "")), body)
+        return body
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send and return the checked JSON body."""
+        response = self._send(method, path, **kwargs)
+        return self.check(response)
+
+    def get_bytes(self, path: str, **kwargs: Any) -> bytes:
+        response = self._send("GET", path, **kwargs)
+        self.check(response)
+        return response.content
+
+    def download(self, path: str, dest: str | os.PathLike[str], *, progress: bool = False,
+                 **kwargs: Any) -> Path:
+        """Stream a GET answer to ``dest`` without holding it in memory."""
+        dest = Path(dest)
+        response = self._send("GET", path, stream=True, **kwargs)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                self.check(response)
+            total = int(response.headers.get("content-length", 0)) or None
+            tmp = dest.with_name(dest.name + ".part")
+            with _progress(total, dest.name, progress) as bar, open(tmp, "wb") as fh:
+                for chunk in response.iter_bytes(CHUNK):
+                    fh.write(chunk)
+                    bar.update(len(chunk))
+            tmp.replace(dest)
+        except httpx.TransportError as exc:
+            raise TransportError(f"download of {path} interrupted: {exc}") from exc
+        finally:
+            response.close()
+        return dest
+
+    def upload(self, method: str, path: str, source: str | os.PathLike[str], *,
+               progress: bool = False, **kwargs: Any) -> Any:
+        """Stream the file at ``source`` as the request body (never read whole)."""
+        source = Path(source)
+        size = source.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            with _progress(size, source.name, progress) as bar, open(source, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    bar.update(len(chunk))
+                    yield chunk
+
+        headers = {"content-length": str(size), **kwargs.pop("headers", {})}
+        return self.request(method, path, content=chunks(), headers=headers, **kwargs)
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
+def _progress(total: int | None, label: str, enabled: bool) -> Any:
+    """A tqdm bar in bytes when asked for (``progress=True``), else nothing."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024)

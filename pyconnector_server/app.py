@@ -1,0 +1,53 @@
+"""The app factory: nothing is built at import time; one app per settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import pyconnector
+
+from . import errors, sos
+from .db import Database
+from .limits import BodyLimitMiddleware
+from .settings import Settings
+
+log = logging.getLogger("pyconnector.server")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the platform for ``settings``: open its backends in the lifespan."""
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.database_url)
+        db.create_all()
+        app.state.db = db
+        app.state.sos = sos.SosStore(db)
+        try:
+            yield
+        finally:
+            db.close()
+
+    app = FastAPI(
+        title="pyconnector platform",
+        version=pyconnector.__version__,
+        description="Open, self-hostable IoT platform services compatible with TCUP "
+        "conventions: Sensor Observation Service under /api/sos/v2.0.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+
+    @app.get("/health", tags=["platform"], summary="Liveness: 200 when the server runs")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": pyconnector.__version__}
+
+    app.include_router(sos.router)
+    return app

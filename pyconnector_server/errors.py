@@ -1,0 +1,82 @@
+"""One JSON error shape for every failure: ``{"code": int, "message": str, ...}``.
+
+``field`` names the offending input (``observations[0].record[1].starttime``) and
+``line`` the CSV line, when known. Every route family answers errors in this shape; a
+test asserts it across them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("pyconnector.server")
+
+
+class APIError(Exception):
+    """A failure to report to the client with an HTTP status and a clear message."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None,
+                 line: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.line = line
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.status, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+def bad_request(message: str, field: str | None = None, line: int | None = None) -> APIError:
+    return APIError(400, message, field=field, line=line)
+
+
+def not_found(what: str) -> APIError:
+    return APIError(404, f"{what} not found")
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or ".".join(map(str, loc))
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the one error shape."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_req: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = _loc_to_field(tuple(first.get("loc", ())))
+        return error_response(bad_request(f"{field}: {first.get('msg')}", field=field))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(APIError(exc.status_code, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(Exception)
+    async def _internal(req: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", req.method, req.url.path)
+        return error_response(APIError(500, "internal error"))

@@ -1,0 +1,286 @@
+"""Observation queries, answered as one Arrow table: a row per record, a column per property.
+
+Values are stored one per (sensor, property, time). A query reads each property's
+series with one range scan through ADBC (Arrow straight from the database, no Python
+objects per value), then lines the series up on (sensor, time). When every series has
+the same keys - the usual case, a sensor reporting all its outputs each time - that is a
+plain column stack; otherwise an outer join. The same table then becomes JSON, CSV or an
+Arrow stream.
+
+Paging: with no property filter, ``LIMIT offset+limit+1`` is pushed into every series
+query. That is exact: a record among the first N overall is among the first N rows of
+each series it appears in.
+"""
+
+from __future__ import annotations
+
+import base64
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from pyconnector.times import format_iso, format_tcup
+
+from ..auth import Tenant
+from ..errors import bad_request
+from . import validate as v
+from .store import Prop, SosStore
+from .tables import observation
+
+_FILTER = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|!=|=|>|<)\s*(.*?)\s*$")
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+            "=": operator.eq, "!=": operator.ne}
+ARROW_TYPES = {"quantity": pa.float64(), "count": pa.int64(), "text": pa.string()}
+
+
+@dataclass
+class Filter:
+    name: str
+    op: str
+    value: str
+
+
+@dataclass
+class ObservationQuery:
+    """What to read: whose observations, which span, which properties, which page."""
+
+    sensors: list[str] | None = None
+    feature: str | None = None
+    start: int | None = None
+    end: int | None = None
+    latest: int | None = None
+    properties: list[str] | None = None
+    filters: list[Filter] = field(default_factory=list)
+    order: str = "asc"
+    limit: int | None = None
+    offset: int = 0
+    cursor: tuple[int, int] | None = None
+
+    @classmethod
+    def from_params(cls, params: Any, default_limit: int | None, max_limit: int | None
+                    ) -> ObservationQuery:
+        """Build a query from URL parameters; 400 naming the parameter when one is bad."""
+
+        def names(key: str) -> list[str] | None:
+            raw = params.getlist(key) if hasattr(params, "getlist") else params.get(key)
+            if not raw:
+                return None
+            raw = raw if isinstance(raw, list) else [raw]
+            out = [n.strip() for part in raw for n in part.split(",") if n.strip()]
+            return [v.name(n, key) for n in out] or None
+
+        def opt_time(key: str) -> int | None:
+            raw = params.get(key)
+            return None if raw in (None, "") else v.time_ms(raw, key)
+
+        filters = []
+        raw_filters = params.getlist("filter") if hasattr(params, "getlist") else (
+            [params["filter"]] if params.get("filter") else [])
+        for raw in raw_filters:
+            for part in raw.split(","):
+                if not part.strip():
+                    continue
+                m = _FILTER.match(part)
+                if not m:
+                    raise bad_request(f"filter: cannot read {part!r}; write e.g. "
+                                      "temperature>20 or status='ok'", "filter")
+                filters.append(Filter(v.name(m[1], "filter"), m[2], m[3].strip("'\"")))
+        q = cls(
+            sensors=names("sensor"),
+            feature=names("feature")[0] if names("feature") else None,
+            start=opt_time("start"),
+            end=opt_time("end"),
+            latest=v.positive_int(params.get("latest"), "latest"),
+            properties=names("property"),
+            filters=filters,
+            order=v.choice(params.get("order"), "order", ("asc", "desc"), "asc"),
+            limit=v.positive_int(params.get("limit"), "limit", default_limit, max_limit),
+            offset=v.positive_int(params.get("offset"), "offset", 0) or 0,
+            cursor=decode_cursor(params.get("cursor")),
+        )
+        if q.start is not None and q.end is not None and q.end < q.start:
+            raise bad_request("end: before start", "end")
+        return q
+
+
+def encode_cursor(t: int, s: int) -> str:
+    return base64.urlsafe_b64encode(f"{t}:{s}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> tuple[int, int] | None:
+    if not raw:
+        return None
+    try:
+        t, s = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+        return int(t), int(s)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("cursor: not a cursor this server issued", "cursor") from None
+
+
+@dataclass
+class Result:
+    table: pa.Table  # time, sensor, feature, then one column per property
+    properties: list[Prop]
+    next_cursor: str | None
+
+
+def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
+    refs = store.sensor_refs(t, q.sensors, q.feature)
+    outputs = store.sensor_outputs(t, [r.id for r in refs]) if refs else []
+    props = {p.name: p for _, p in outputs}
+    for f in q.filters:
+        if f.name not in props:
+            raise bad_request(f"filter: no observed property {f.name!r} on these sensors",
+                              "filter")
+    wanted = sorted(props) if q.properties is None else q.properties
+    for name in wanted:
+        if name not in props:
+            raise bad_request(f"property: no observed property {name!r} on these sensors",
+                              "property")
+    filtered = {f.name for f in q.filters}
+    read = [props[n] for n in dict.fromkeys([*wanted, *sorted(filtered)])]
+    sensors_of = {p: [s for s, pp in outputs if pp.name == p] for p in props}
+
+    desc = q.order == "desc" if q.latest is None else True
+    push = None
+    if not q.filters:
+        if q.latest is not None:
+            push = q.latest
+        elif q.limit is not None:
+            push = q.offset + q.limit + 1
+    series = []
+    with store.db.arrow() as conn:
+        cur = conn.cursor()
+        try:
+            for prop in read:
+                stmt = _series_sql(prop, sensors_of[prop.name], q, desc, push)
+                sql, args = store.db.compile(stmt)
+                cur.execute(sql, args)
+                series.append((prop, _typed(cur.fetch_arrow_table(), prop)))
+        finally:
+            cur.close()
+
+    keys = _align(series, filtered)
+    if q.latest is not None:
+        keys = keys.sort_by([("t", "descending"), ("s", "descending")]).slice(0, q.latest)
+    order = "descending" if q.order == "desc" else "ascending"
+    keys = keys.sort_by([("t", order), ("s", order)])
+    if q.cursor is not None:
+        ct, cs = q.cursor
+        after = pc.greater if order == "ascending" else pc.less
+        mask = pc.or_(after(keys["t"], ct), pc.and_(pc.equal(keys["t"], ct), after(keys["s"], cs)))
+        keys = keys.filter(mask)
+    keys = keys.slice(q.offset)
+    next_cursor = None
+    if q.limit is not None and keys.num_rows > q.limit:
+        keys = keys.slice(0, q.limit)
+        last = keys.num_rows - 1
+        next_cursor = encode_cursor(keys["t"][last].as_py(), keys["s"][last].as_py())
+    return Result(_present(keys, refs, [props[n] for n in wanted]), [props[n] for n in wanted],
+                  next_cursor)
+
+
+def _series_sql(prop: Prop, sensor_ids: list[int], q: ObservationQuery, desc: bool,
+                push: int | None) -> sa.Select[Any]:
+    o = observation
+    col = o.c.text if prop.type == "text" else o.c.num
+    stmt = (sa.select(o.c.sensor_id.label("s"), o.c.time_ms.label("t"), col.label("v"))
+            .where(o.c.property_id == prop.id, o.c.sensor_id.in_(sensor_ids), col.is_not(None)))
+    if q.start is not None:
+        stmt = stmt.where(o.c.time_ms >= q.start)
+    if q.end is not None:
+        stmt = stmt.where(o.c.time_ms < q.end)
+    if q.cursor is not None:
+        stmt = stmt.where(o.c.time_ms >= q.cursor[0] if q.order == "asc"
+                          else o.c.time_ms <= q.cursor[0])
+    for f in q.filters:
+        if f.name == prop.name:
+            stmt = stmt.where(_condition(col, f, prop))
+    if push is not None:
+        direction = sa.desc if desc else sa.asc
+        stmt = stmt.order_by(direction(o.c.time_ms), direction(o.c.sensor_id)).limit(push)
+    return stmt
+
+
+def _condition(col: Any, f: Filter, prop: Prop) -> Any:
+    value: Any = f.value
+    if prop.type != "text":
+        try:
+            value = float(f.value)
+        except ValueError:
+            raise bad_request(f"filter: {f.name} is a number; cannot compare it with "
+                              f"{f.value!r}", "filter") from None
+    return _COMPARE[f.op](col, value)
+
+
+def _typed(table: pa.Table, prop: Prop) -> pa.Table:
+    # ADBC infers SQLite column types from the data; fix them to what the property says.
+    return pa.table({
+        "s": table.column("s").cast(pa.int64()),
+        "t": table.column("t").cast(pa.int64()),
+        prop.name: table.column("v").cast(ARROW_TYPES[prop.type]),
+    })
+
+
+def _align(series: list[tuple[Prop, pa.Table]], required: set[str]) -> pa.Table:
+    """One table keyed by (s, t) with a column per series; filtered series must match."""
+    empty = pa.table({"s": pa.array([], pa.int64()), "t": pa.array([], pa.int64())})
+    if not series:
+        return empty
+    first = series[0][1]
+    same = all(tb.num_rows == first.num_rows and tb["s"].equals(first["s"])
+               and tb["t"].equals(first["t"]) for _, tb in series[1:])
+    if same:
+        cols = {"s": first["s"], "t": first["t"]}
+        for prop, tb in series:
+            cols[prop.name] = tb[prop.name]
+        return pa.table(cols)
+    keys = pa.concat_tables([tb.select(["s", "t"]) for _, tb in series])
+    keys = keys.group_by(["s", "t"]).aggregate([])
+    for prop, tb in series:
+        how = "inner" if prop.name in required else "left outer"
+        keys = keys.join(tb, ["s", "t"], join_type=how)
+    return keys
+
+
+def _present(keys: pa.Table, refs: list[Any], props: list[Prop]) -> pa.Table:
+    """Swap ids for names and epoch ms for timestamps: the table users see."""
+    ids = np.array([r.id for r in refs], dtype=np.int64)
+    order = np.argsort(ids)
+    sids = keys["s"].to_numpy()
+    pos = order[np.searchsorted(ids[order], sids)] if len(sids) else np.array([], np.int64)
+    names = pa.array([r.name for r in refs], pa.string())
+    features = pa.array([r.feature for r in refs], pa.string())
+    cols: dict[str, Any] = {
+        "time": keys["t"].cast(pa.timestamp("ms", tz="UTC")),
+        "sensor": names.take(pa.array(pos, pa.int64())),
+        "feature": features.take(pa.array(pos, pa.int64())),
+    }
+    for p in props:
+        cols[p.name] = keys[p.name] if p.name in keys.column_names else pa.nulls(
+            keys.num_rows, ARROW_TYPES[p.type])
+    return pa.table(cols)
+
+
+def to_tcup_json(result: Result, time_format: str = "tcup") -> dict[str, Any]:
+    """The TCUP observation shape, one item per run of records of the same sensor."""
+    table = result.table
+    fmt = {"tcup": format_tcup, "iso": format_iso, "epoch": int}[time_format]
+    times = table["time"].cast(pa.int64()).to_pylist()
+    sensors = table["sensor"].to_pylist()
+    featurs = table["feature"].to_pylist()
+    columns = [(p.name, table[p.name].to_pylist()) for p in result.properties]
+    items: list[dict[str, Any]] = []
+    for i, (ts, s) in enumerate(zip(times, sensors)):
+        if not items or items[-1]["sensor"] != s:
+            items.append({"sensor": s, "feature": featurs[i], "record": []})
+        output = [{"name": n, "value": col[i]} for n, col in columns if col[i] is not None]
+        items[-1]["record"].append({"starttime": fmt(ts), "output": output})
+    return {"code": 200, "count": table.num_rows, "next": result.next_cursor,
+            "observations": items}

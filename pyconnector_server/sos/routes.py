@@ -1,0 +1,254 @@
+"""SOS HTTP routes under ``/api/sos/v2.0`` (TCUP-compatible).
+
+TCUP answers every POST and PUT with HTTP 200 and puts the real status in the body
+(``{"code": 201, "message": …}``); :class:`TcupRoute` does that for the write routes,
+while authentication (401) and size (413) failures keep their HTTP status.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from ..auth import Tenant, current_tenant
+from ..errors import APIError
+from ..limits import read_json
+from . import csvio, ingest, query
+from . import validate as v
+from .store import SosStore
+
+PREFIX = "/api/sos/v2.0"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class TcupRoute(APIRoute):
+    """POST/PUT answer 200 with the outcome in the body, as TCUP's SOS does."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not self.methods & {"POST", "PUT"}:
+            return handler
+
+        async def tcup_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except APIError as exc:
+                if exc.status in (401, 413) or exc.status >= 500:
+                    raise
+                return JSONResponse(exc.body(), status_code=200)
+
+        return tcup_handler
+
+
+router = APIRouter(prefix=PREFIX, tags=["Sensor Observation Service"], route_class=TcupRoute)
+
+
+def store(request: Request) -> SosStore:
+    return request.app.state.sos
+
+
+Auth = Depends(current_tenant)
+Store = Depends(store)
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return await run_in_threadpool(fn, *args)
+
+
+def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
+           ) -> dict[str, Any]:
+    """Create one item, or each item of a list (reported per item)."""
+    if not isinstance(body, list):
+        return fn(t, body)
+    results = []
+    for i, item in enumerate(v.items(body, kind)):
+        try:
+            results.append({"index": i, **fn(t, item, f"{kind}[{i}]")})
+        except APIError as exc:
+            results.append({"index": i, **exc.body()})
+    ok = sum(r["code"] < 400 for r in results)
+    code = 201 if ok == len(results) else 207 if ok else results[0]["code"]
+    return {"code": code, "message": f"{ok} of {len(results)} created", "results": results}
+
+
+# -- features ---------------------------------------------------------------------------
+@router.post("/features", summary="Create a feature (or a list of them)")
+async def create_features(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(_batch, s.create_feature, t, await read_json(request), "features")
+
+
+@router.get("/features", summary="List features")
+async def list_features(parent: str | None = None, limit: int | None = None, offset: int = 0,
+                        t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.list_features, t, parent, limit, offset)
+
+
+@router.get("/features/{name}", summary="Get a feature")
+async def get_feature(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.get_feature, t, name)
+
+
+@router.put("/features/{name}", summary="Update a feature")
+async def update_feature(name: str, request: Request, t: Tenant = Auth,
+                         s: SosStore = Store) -> Any:
+    return await _call(s.update_feature, t, name, await read_json(request))
+
+
+@router.delete("/features/{name}", summary="Delete a feature (cascade=true: with its "
+               "sensors, their observations and child features)")
+async def delete_feature(name: str, cascade: bool = False, t: Tenant = Auth,
+                         s: SosStore = Store) -> Any:
+    return await _call(s.delete_feature, t, name, cascade)
+
+
+# -- sensors ----------------------------------------------------------------------------
+@router.post("/sensors", summary="Create a sensor (or a list of them)")
+async def create_sensors(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(_batch, s.create_sensor, t, await read_json(request), "sensors")
+
+
+@router.get("/sensors", summary="List sensors, optionally of one feature")
+async def list_sensors(feature: str | None = None, limit: int | None = None, offset: int = 0,
+                       t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.list_sensors, t, feature, limit, offset)
+
+
+@router.get("/sensors/{name}", summary="Get a sensor")
+async def get_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.get_sensor, t, name)
+
+
+@router.put("/sensors/{name}", summary="Update a sensor")
+async def update_sensor(name: str, request: Request, t: Tenant = Auth,
+                        s: SosStore = Store) -> Any:
+    return await _call(s.update_sensor, t, name, await read_json(request))
+
+
+@router.delete("/sensors/{name}", summary="Delete a sensor and its observations")
+async def delete_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.delete_sensor, t, name)
+
+
+# -- observed properties ------------------------------------------------------------------
+@router.post("/observedProperties", summary="Create an observed property (or a list)")
+async def create_properties(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(_batch, s.create_property, t, await read_json(request),
+                       "observedProperties")
+
+
+@router.get("/observedProperties", summary="List observed properties")
+async def list_properties(t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.list_properties, t)
+
+
+@router.get("/observedProperties/{name}", summary="Get an observed property")
+async def get_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.get_property, t, name)
+
+
+@router.put("/observedProperties/{name}", summary="Update an observed property")
+async def update_property(name: str, request: Request, t: Tenant = Auth,
+                          s: SosStore = Store) -> Any:
+    return await _call(s.update_property, t, name, await read_json(request))
+
+
+@router.delete("/observedProperties/{name}", summary="Delete an unused observed property")
+async def delete_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.delete_property, t, name)
+
+
+# -- observations -------------------------------------------------------------------------
+@router.post("/observations", summary="Insert observations (TCUP body; honours x-routing)")
+async def insert_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    routing = v.choice(request.headers.get("x-routing"), "x-routing", v.ROUTINGS, "db")
+    body = await read_json(request)
+    return await _call(ingest.insert_observations, s, t, body, routing)
+
+
+@router.post("/observations/csv", summary="Upload observations as CSV (all or nothing)")
+async def upload_csv(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    tmp_dir = request.app.state.settings.data_path / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".csv")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        return await _call(csvio.ingest_csv, s, t, path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _wants(request: Request) -> str:
+    fmt = request.query_params.get("format")
+    if fmt:
+        return v.choice(fmt, "format", ("json", "csv", "arrow"), "json")
+    accept = request.headers.get("accept", "")
+    if ARROW_STREAM in accept:
+        return "arrow"
+    if "text/csv" in accept:
+        return "csv"
+    return "json"
+
+
+@router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream",
+            description="Parameters: sensor (repeatable or comma-separated), feature, start, "
+            "end (exclusive), latest (N most recent records), property (columns), filter "
+            "(e.g. temperature>20, status='ok'), order (asc|desc), limit, offset, cursor, "
+            "format (json|csv|arrow; or the Accept header), timeFormat (tcup|iso|epoch).")
+async def get_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    fmt = _wants(request)
+    settings = request.app.state.settings
+    page = settings.max_page_size
+    q = query.ObservationQuery.from_params(
+        request.query_params, page // 10 if fmt == "json" else None,
+        page if fmt == "json" else None)
+    result = await _call(query.run, s, t, q)
+    if fmt == "json":
+        tf = v.choice(request.query_params.get("timeFormat"), "timeFormat",
+                      ("tcup", "iso", "epoch"), "tcup")
+        return await _call(query.to_tcup_json, result, tf)
+    if fmt == "csv":
+        return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
+                                 headers={"content-disposition":
+                                          'attachment; filename="observations.csv"'})
+    return Response(await _call(_arrow_bytes, result.table), media_type=ARROW_STREAM)
+
+
+def _arrow_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=65_536)
+    return sink.getvalue().to_pybytes()
+
+
+@router.delete("/observations", summary="Delete observations of sensors/a feature in a span")
+async def delete_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+    q = query.ObservationQuery.from_params(request.query_params, None, None)
+    if q.sensors is None and q.feature is None:
+        raise APIError(400, "sensor or feature: say whose observations to delete",
+                       field="sensor")
+    refs = await _call(s.sensor_refs, t, q.sensors, q.feature)
+    n = await _call(s.delete_observations, t, refs, q.start, q.end)
+    return {"code": 200, "message": f"{n} value(s) deleted", "deleted": n}
+
+
+# -- summaries ------------------------------------------------------------------------------
+@router.get("/capabilities", summary="Counts and each sensor's outputs")
+async def capabilities(t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.capabilities, t)
+
+
+@router.get("/count", summary="Number of sensors, features and observed properties")
+async def count(t: Tenant = Auth, s: SosStore = Store) -> Any:
+    return await _call(s.count, t)

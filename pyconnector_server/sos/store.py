@@ -1,0 +1,589 @@
+"""SOS persistence: features, sensors, observed properties and observation values.
+
+One implementation over SQLAlchemy serves SQLite and PostgreSQL. The only dialect
+branch is the bulk write of observation values (:meth:`SosStore.write_values`): an
+``executemany`` upsert on SQLite, ``COPY`` into a temporary table then one upsert on
+PostgreSQL. Every method scopes its queries to one tenant.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from pyconnector.times import format_iso
+
+from ..auth import Tenant
+from ..db import Database
+from ..errors import APIError, bad_request, not_found
+from . import validate as v
+from .tables import (
+    feature,
+    observation,
+    observed_property,
+    routing_outbox,
+    sensor,
+    sensor_member,
+    sensor_output,
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Prop:
+    id: int
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class SensorRef:
+    id: int
+    name: str
+    feature: str
+
+
+Row = tuple[int, int, int, float | None, str | None]  # sensor, property, time, num, text
+VALUE_COLUMNS = ("sensor_id", "property_id", "time_ms", "num", "text")
+
+
+class SosStore:
+    """Tenant-scoped reads and writes of the SOS tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- features ----------------------------------------------------------------------
+    def _feature_id(self, conn: sa.Connection, t: Tenant, name: str) -> int | None:
+        return conn.execute(sa.select(feature.c.id).where(
+            feature.c.tenant_id == t.id, feature.c.name == name)).scalar()
+
+    def _require_feature(self, conn: sa.Connection, t: Tenant, name: str, field: str) -> int:
+        fid = self._feature_id(conn, t, name)
+        if fid is None:
+            raise APIError(404, f"{field}: feature {name!r} not found", field=field)
+        return fid
+
+    def create_feature(self, t: Tenant, body: Any, field: str = "feature") -> dict[str, Any]:
+        body = v.obj(body, field)
+        name = v.name(body.get("name"), f"{field}.name")
+        values = self._feature_values(body, field)
+        with self.db.write() as conn:
+            if self._feature_id(conn, t, name) is not None:
+                raise APIError(409, f"feature {name!r} already exists", field=f"{field}.name")
+            parent = values.pop("parent", None)
+            if parent is not None:
+                values["parent_id"] = self._require_feature(conn, t, parent, f"{field}.parent")
+            ts = now_ms()
+            conn.execute(sa.insert(feature).values(
+                tenant_id=t.id, name=name, created_ms=ts, updated_ms=ts, **values))
+        return {"code": 201, "message": f"feature {name!r} created", "name": name}
+
+    def _feature_values(self, body: dict[str, Any], field: str,
+                        partial: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if not partial or "description" in body:
+            out["description"] = v.text(body.get("description"), f"{field}.description")
+        if not partial or "metadata" in body:
+            out["meta"] = v.metadata(body.get("metadata"), f"{field}.metadata")
+        if not partial or "location" in body:
+            out["location"] = v.location(body.get("location"), f"{field}.location")
+        if body.get("parent") is not None:
+            out["parent"] = v.name(body["parent"], f"{field}.parent")
+        elif partial and "parent" in body:
+            out["parent"] = None
+        return out
+
+    def update_feature(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        body = v.obj(body, "feature")
+        values = self._feature_values(body, "feature", partial=True)
+        with self.db.write() as conn:
+            fid = self._feature_id(conn, t, name)
+            if fid is None:
+                raise not_found(f"feature {name!r}")
+            if "parent" in values:
+                parent = values.pop("parent")
+                pid = None if parent is None else self._require_feature(
+                    conn, t, parent, "feature.parent")
+                if pid is not None and fid in self._ancestors(conn, pid) | {pid}:
+                    raise bad_request("feature.parent: would make a cycle", "feature.parent")
+                values["parent_id"] = pid
+            conn.execute(sa.update(feature).where(feature.c.id == fid).values(
+                updated_ms=now_ms(), **values))
+        return {"code": 200, "message": f"feature {name!r} updated"}
+
+    def _ancestors(self, conn: sa.Connection, fid: int) -> set[int]:
+        seen: set[int] = set()
+        current: int | None = fid
+        while current is not None and current not in seen:
+            seen.add(current)
+            current = conn.execute(
+                sa.select(feature.c.parent_id).where(feature.c.id == current)).scalar()
+        return seen - {fid}
+
+    def _feature_query(self) -> sa.Select[Any]:
+        parent = feature.alias("parent")
+        return (sa.select(feature, parent.c.name.label("parent_name"))
+                .outerjoin(parent, parent.c.id == feature.c.parent_id))
+
+    @staticmethod
+    def _feature_out(row: Any) -> dict[str, Any]:
+        return {"name": row.name, "description": row.description, "parent": row.parent_name,
+                "metadata": row.meta or {}, "location": row.location,
+                "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
+
+    def get_feature(self, t: Tenant, name: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(self._feature_query().where(
+                feature.c.tenant_id == t.id, feature.c.name == name)).first()
+        if row is None:
+            raise not_found(f"feature {name!r}")
+        return self._feature_out(row)
+
+    def list_features(self, t: Tenant, parent: str | None = None, limit: int | None = None,
+                      offset: int = 0) -> list[dict[str, Any]]:
+        q = self._feature_query().where(feature.c.tenant_id == t.id)
+        with self.db.read() as conn:
+            if parent is not None:
+                pid = self._feature_id(conn, t, parent)
+                if pid is None:
+                    raise not_found(f"feature {parent!r}")
+                q = q.where(feature.c.parent_id == pid)
+            rows = conn.execute(q.order_by(feature.c.name).limit(limit).offset(offset)).all()
+        return [self._feature_out(r) for r in rows]
+
+    def delete_feature(self, t: Tenant, name: str, cascade: bool = False) -> dict[str, Any]:
+        with self.db.write() as conn:
+            fid = self._feature_id(conn, t, name)
+            if fid is None:
+                raise not_found(f"feature {name!r}")
+            todo, doomed = [fid], []
+            while todo:
+                current = todo.pop()
+                doomed.append(current)
+                children = conn.execute(sa.select(feature.c.id).where(
+                    feature.c.parent_id == current)).scalars().all()
+                sensors = conn.execute(sa.select(sensor.c.id).where(
+                    sensor.c.feature_id == current)).scalars().all()
+                if (children or sensors) and not cascade:
+                    raise APIError(409, f"feature {name!r} has sensors or child features; "
+                                        "delete them first or pass cascade=true")
+                self._delete_sensors(conn, sensors)
+                todo.extend(children)
+            conn.execute(sa.delete(feature).where(feature.c.id.in_(doomed)))
+        return {"code": 200, "message": f"feature {name!r} deleted"}
+
+    # -- sensors -----------------------------------------------------------------------
+    def _sensor_row(self, conn: sa.Connection, t: Tenant, name: str) -> Any:
+        return conn.execute(sa.select(sensor).where(
+            sensor.c.tenant_id == t.id, sensor.c.name == name)).first()
+
+    def create_sensor(self, t: Tenant, body: Any, field: str = "sensor") -> dict[str, Any]:
+        body = v.obj(body, field)
+        name = v.name(body.get("name"), f"{field}.name")
+        fname = v.name(body.get("feature"), f"{field}.feature")
+        kind = v.choice(body.get("type"), f"{field}.type", v.SENSOR_KINDS, "atomic")
+        members = self._member_names(body.get("members"), kind, field)
+        outputs = self._outputs(body.get("outputs"), field)
+        with self.db.write() as conn:
+            if self._sensor_row(conn, t, name) is not None:
+                raise APIError(409, f"sensor {name!r} already exists", field=f"{field}.name")
+            fid = self._require_feature(conn, t, fname, f"{field}.feature")
+            ts = now_ms()
+            sid = conn.execute(sa.insert(sensor).values(
+                tenant_id=t.id, name=name, feature_id=fid, kind=kind,
+                description=v.text(body.get("description"), f"{field}.description"),
+                meta=v.metadata(body.get("metadata"), f"{field}.metadata"),
+                created_ms=ts, updated_ms=ts)).inserted_primary_key[0]
+            self._set_members(conn, t, sid, members, field)
+            self._add_outputs(conn, t, sid, outputs, field)
+        return {"code": 201, "message": f"sensor {name!r} created", "name": name}
+
+    @staticmethod
+    def _member_names(raw: Any, kind: str, field: str) -> list[str]:
+        if raw is None:
+            return []
+        names = [v.name(m, f"{field}.members[{i}]")
+                 for i, m in enumerate(v.items(raw, f"{field}.members", allow_empty=True))]
+        if names and kind != "composite":
+            raise bad_request(f"{field}.members: only a composite sensor has members",
+                              f"{field}.members")
+        return names
+
+    def _set_members(self, conn: sa.Connection, t: Tenant, sid: int, names: list[str],
+                     field: str) -> None:
+        for i, member in enumerate(names):
+            row = self._sensor_row(conn, t, member)
+            if row is None:
+                raise APIError(404, f"{field}.members[{i}]: sensor {member!r} not found",
+                               field=f"{field}.members[{i}]")
+            if row.id == sid:
+                raise bad_request(f"{field}.members[{i}]: a sensor cannot contain itself",
+                                  f"{field}.members[{i}]")
+            conn.execute(sa.insert(sensor_member).values(composite_id=sid, member_id=row.id))
+
+    @staticmethod
+    def _outputs(raw: Any, field: str) -> list[dict[str, Any]]:
+        """Declared outputs: names, or ``{name, type, unit, description}`` objects."""
+        if raw is None:
+            return []
+        out = []
+        for i, item in enumerate(v.items(raw, f"{field}.outputs", allow_empty=True)):
+            f = f"{field}.outputs[{i}]"
+            if isinstance(item, str):
+                item = {"name": item}
+            item = v.obj(item, f)
+            out.append({
+                "name": v.property_name(item.get("name"), f"{f}.name"),
+                "type": v.choice(item.get("type"), f"{f}.type", v.PROPERTY_TYPES, "")
+                or None,
+                "unit": v.text(item.get("unit"), f"{f}.unit"),
+                "description": v.text(item.get("description"), f"{f}.description"),
+            })
+        return out
+
+    def _add_outputs(self, conn: sa.Connection, t: Tenant, sid: int,
+                     outputs: list[dict[str, Any]], field: str) -> None:
+        for i, out in enumerate(outputs):
+            prop = self._property(conn, t, out["name"])
+            if prop is None:
+                prop = self._insert_property(conn, t, out["name"], out["type"] or "quantity",
+                                             out["unit"], out["description"])
+            elif out["type"] and out["type"] != prop.type:
+                raise APIError(409, f"{field}.outputs[{i}].type: property {prop.name!r} "
+                                    f"is already of type {prop.type!r}",
+                               field=f"{field}.outputs[{i}].type")
+            self.link_outputs(conn, [(sid, prop.id)])
+
+    def link_outputs(self, conn: sa.Connection, pairs: Iterable[tuple[int, int]]) -> None:
+        """Record that sensors report properties (idempotent)."""
+        pairs = set(pairs)
+        if not pairs:
+            return
+        existing = set(conn.execute(sa.select(sensor_output.c.sensor_id,
+                                              sensor_output.c.property_id).where(
+            sensor_output.c.sensor_id.in_({s for s, _ in pairs}))).tuples().all())
+        new = [{"sensor_id": s, "property_id": p} for s, p in pairs - existing]
+        if new:
+            conn.execute(sa.insert(sensor_output), new)
+
+    def update_sensor(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        body = v.obj(body, "sensor")
+        with self.db.write() as conn:
+            row = self._sensor_row(conn, t, name)
+            if row is None:
+                raise not_found(f"sensor {name!r}")
+            values: dict[str, Any] = {"updated_ms": now_ms()}
+            if "feature" in body:
+                fname = v.name(body["feature"], "sensor.feature")
+                values["feature_id"] = self._require_feature(conn, t, fname, "sensor.feature")
+            if "description" in body:
+                values["description"] = v.text(body["description"], "sensor.description")
+            if "metadata" in body:
+                values["meta"] = v.metadata(body["metadata"], "sensor.metadata")
+            kind = v.choice(body.get("type"), "sensor.type", v.SENSOR_KINDS, row.kind)
+            values["kind"] = kind
+            if "members" in body:
+                members = self._member_names(body["members"], kind, "sensor")
+                conn.execute(sa.delete(sensor_member).where(
+                    sensor_member.c.composite_id == row.id))
+                self._set_members(conn, t, row.id, members, "sensor")
+            elif kind != "composite":
+                conn.execute(sa.delete(sensor_member).where(
+                    sensor_member.c.composite_id == row.id))
+            # Outputs only grow: observations may already exist for the ones declared.
+            self._add_outputs(conn, t, row.id, self._outputs(body.get("outputs"), "sensor"),
+                              "sensor")
+            conn.execute(sa.update(sensor).where(sensor.c.id == row.id).values(**values))
+        return {"code": 200, "message": f"sensor {name!r} updated"}
+
+    def _sensor_query(self) -> sa.Select[Any]:
+        return (sa.select(sensor, feature.c.name.label("feature_name"))
+                .join(feature, feature.c.id == sensor.c.feature_id))
+
+    def _sensor_out(self, conn: sa.Connection, row: Any) -> dict[str, Any]:
+        outputs = conn.execute(
+            sa.select(observed_property.c.name, observed_property.c.type,
+                      observed_property.c.unit)
+            .join(sensor_output, sensor_output.c.property_id == observed_property.c.id)
+            .where(sensor_output.c.sensor_id == row.id).order_by(observed_property.c.name)
+        ).all()
+        member = sensor.alias("member")
+        members = conn.execute(
+            sa.select(member.c.name).join(sensor_member, sensor_member.c.member_id == member.c.id)
+            .where(sensor_member.c.composite_id == row.id).order_by(member.c.name)
+        ).scalars().all()
+        return {"name": row.name, "feature": row.feature_name, "type": row.kind,
+                "description": row.description, "metadata": row.meta or {},
+                "members": list(members),
+                "outputs": [{"name": o.name, "type": o.type, "unit": o.unit} for o in outputs],
+                "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
+
+    def get_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(self._sensor_query().where(
+                sensor.c.tenant_id == t.id, sensor.c.name == name)).first()
+            if row is None:
+                raise not_found(f"sensor {name!r}")
+            return self._sensor_out(conn, row)
+
+    def list_sensors(self, t: Tenant, feature_name: str | None = None,
+                     limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        q = self._sensor_query().where(sensor.c.tenant_id == t.id)
+        with self.db.read() as conn:
+            if feature_name is not None:
+                fid = self._feature_id(conn, t, feature_name)
+                if fid is None:
+                    raise not_found(f"feature {feature_name!r}")
+                q = q.where(sensor.c.feature_id == fid)
+            rows = conn.execute(q.order_by(sensor.c.name).limit(limit).offset(offset)).all()
+            return [self._sensor_out(conn, r) for r in rows]
+
+    def delete_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
+        with self.db.write() as conn:
+            row = self._sensor_row(conn, t, name)
+            if row is None:
+                raise not_found(f"sensor {name!r}")
+            self._delete_sensors(conn, [row.id])
+        return {"code": 200, "message": f"sensor {name!r} and its observations deleted"}
+
+    def _delete_sensors(self, conn: sa.Connection, ids: list[int]) -> None:
+        if ids:
+            conn.execute(sa.delete(observation).where(observation.c.sensor_id.in_(ids)))
+            conn.execute(sa.delete(sensor).where(sensor.c.id.in_(ids)))
+
+    @staticmethod
+    def _ref_query(t: Tenant) -> sa.Select[Any]:
+        return (sa.select(sensor.c.id, sensor.c.name, feature.c.name.label("feature"))
+                .join(feature, feature.c.id == sensor.c.feature_id)
+                .where(sensor.c.tenant_id == t.id))
+
+    def sensor_refs_in(self, conn: sa.Connection, t: Tenant,
+                       names: list[str] | None = None) -> list[SensorRef]:
+        """The tenant's sensors (those named, or all), inside the caller's transaction."""
+        q = self._ref_query(t)
+        if names is not None:
+            q = q.where(sensor.c.name.in_(names))
+        return [SensorRef(r.id, r.name, r.feature) for r in conn.execute(q).all()]
+
+    def sensor_refs(self, t: Tenant, names: list[str] | None = None,
+                    feature_name: str | None = None) -> list[SensorRef]:
+        """The tenant's sensors, by name and/or feature; 404 for an unknown name."""
+        q = self._ref_query(t)
+        if names is not None:
+            q = q.where(sensor.c.name.in_(names))
+        with self.db.read() as conn:
+            if feature_name is not None:
+                fid = self._feature_id(conn, t, feature_name)
+                if fid is None:
+                    raise not_found(f"feature {feature_name!r}")
+                q = q.where(sensor.c.feature_id == fid)
+            rows = conn.execute(q.order_by(sensor.c.id)).all()
+        refs = [SensorRef(r.id, r.name, r.feature) for r in rows]
+        if names is not None and feature_name is None:
+            missing = set(names) - {r.name for r in refs}
+            if missing:
+                raise not_found(f"sensor {sorted(missing)[0]!r}")
+        return refs
+
+    # -- observed properties -------------------------------------------------------------
+    def _property(self, conn: sa.Connection, t: Tenant, name: str) -> Prop | None:
+        row = conn.execute(sa.select(observed_property.c.id, observed_property.c.name,
+                                     observed_property.c.type).where(
+            observed_property.c.tenant_id == t.id, observed_property.c.name == name)).first()
+        return Prop(row.id, row.name, row.type) if row else None
+
+    def _insert_property(self, conn: sa.Connection, t: Tenant, name: str, ptype: str,
+                         unit: str = "", description: str = "") -> Prop:
+        pid = conn.execute(sa.insert(observed_property).values(
+            tenant_id=t.id, name=name, type=ptype, unit=unit, description=description)
+        ).inserted_primary_key[0]
+        return Prop(pid, name, ptype)
+
+    def properties(self, conn: sa.Connection, t: Tenant) -> dict[str, Prop]:
+        rows = conn.execute(sa.select(observed_property.c.id, observed_property.c.name,
+                                      observed_property.c.type)
+                            .where(observed_property.c.tenant_id == t.id)).all()
+        return {r.name: Prop(r.id, r.name, r.type) for r in rows}
+
+    def ensure_property(self, conn: sa.Connection, t: Tenant, known: dict[str, Prop],
+                        name: str, ptype: str) -> Prop:
+        """The property ``name``, registering it with ``ptype`` the first time it is seen."""
+        prop = known.get(name)
+        if prop is None:
+            prop = known[name] = self._insert_property(conn, t, name, ptype)
+        return prop
+
+    def create_property(self, t: Tenant, body: Any, field: str = "observedProperty"
+                        ) -> dict[str, Any]:
+        body = v.obj(body, field)
+        name = v.property_name(body.get("name"), f"{field}.name")
+        ptype = v.choice(body.get("type"), f"{field}.type", v.PROPERTY_TYPES, "quantity")
+        with self.db.write() as conn:
+            if self._property(conn, t, name) is not None:
+                raise APIError(409, f"observed property {name!r} already exists",
+                               field=f"{field}.name")
+            self._insert_property(conn, t, name, ptype,
+                                  v.text(body.get("unit"), f"{field}.unit"),
+                                  v.text(body.get("description"), f"{field}.description"))
+        return {"code": 201, "message": f"observed property {name!r} created", "name": name}
+
+    def update_property(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        body = v.obj(body, "observedProperty")
+        with self.db.write() as conn:
+            prop = self._property(conn, t, name)
+            if prop is None:
+                raise not_found(f"observed property {name!r}")
+            values: dict[str, Any] = {}
+            for key in ("unit", "description"):
+                if key in body:
+                    values[key] = v.text(body[key], f"observedProperty.{key}")
+            if "type" in body:
+                ptype = v.choice(body["type"], "observedProperty.type", v.PROPERTY_TYPES,
+                                 prop.type)
+                if ptype != prop.type and self._has_values(conn, prop.id):
+                    raise APIError(409, f"observed property {name!r} has observations; "
+                                        "its type cannot change", field="observedProperty.type")
+                values["type"] = ptype
+            if values:
+                conn.execute(sa.update(observed_property).where(
+                    observed_property.c.id == prop.id).values(**values))
+        return {"code": 200, "message": f"observed property {name!r} updated"}
+
+    @staticmethod
+    def _has_values(conn: sa.Connection, pid: int) -> bool:
+        return conn.execute(sa.select(observation.c.sensor_id).where(
+            observation.c.property_id == pid).limit(1)).first() is not None
+
+    def get_property(self, t: Tenant, name: str) -> dict[str, Any]:
+        rows = self.list_properties(t, name=name)
+        if not rows:
+            raise not_found(f"observed property {name!r}")
+        return rows[0]
+
+    def list_properties(self, t: Tenant, name: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(observed_property).where(observed_property.c.tenant_id == t.id)
+        if name is not None:
+            q = q.where(observed_property.c.name == name)
+        with self.db.read() as conn:
+            rows = conn.execute(q.order_by(observed_property.c.name)).all()
+        return [{"name": r.name, "type": r.type, "unit": r.unit, "description": r.description}
+                for r in rows]
+
+    def delete_property(self, t: Tenant, name: str) -> dict[str, Any]:
+        with self.db.write() as conn:
+            prop = self._property(conn, t, name)
+            if prop is None:
+                raise not_found(f"observed property {name!r}")
+            if self._has_values(conn, prop.id):
+                raise APIError(409, f"observed property {name!r} has observations; "
+                                    "delete its sensors' observations first")
+            conn.execute(sa.delete(observed_property).where(observed_property.c.id == prop.id))
+        return {"code": 200, "message": f"observed property {name!r} deleted"}
+
+    # -- observation values -------------------------------------------------------------
+    def write_values(self, conn: sa.Connection, rows: Iterable[Row]) -> None:
+        """Upsert observation values; a retried write overwrites instead of duplicating."""
+        sql = ("INSERT INTO sos_observation (sensor_id, property_id, time_ms, num, text) "
+               "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (sensor_id, property_id, time_ms) "
+               "DO UPDATE SET num = excluded.num, text = excluded.text")
+        style = "?" if self.db.dialect == "sqlite" else "%s"
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(sql.format(p=style), rows if style == "?" else list(rows))
+        finally:
+            cursor.close()
+
+    def write_table(self, conn: sa.Connection, table: pa.Table) -> None:
+        """Upsert many values given as columns (sensor_id, property_id, time_ms, num, text)."""
+        if self.db.dialect == "sqlite":
+            self.write_values(conn, zip(*(table[c].to_pylist() for c in VALUE_COLUMNS)))
+            return
+        # COPY cannot upsert, so it fills a temporary table that one INSERT … ON CONFLICT
+        # then merges; both stay inside the caller's transaction. Arrow writes the CSV.
+        buf = io.BytesIO()
+        pacsv.write_csv(table.select(list(VALUE_COLUMNS)), buf,
+                        write_options=pacsv.WriteOptions(include_header=False))
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS sos_observation_in "
+                        "(LIKE sos_observation) ON COMMIT DELETE ROWS")
+            with cur.copy(f"COPY sos_observation_in ({', '.join(VALUE_COLUMNS)}) "
+                          "FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getbuffer())
+            cur.execute(
+                "INSERT INTO sos_observation SELECT DISTINCT ON (sensor_id, property_id, time_ms)"
+                " * FROM sos_observation_in ON CONFLICT (sensor_id, property_id, time_ms) "
+                "DO UPDATE SET num = excluded.num, text = excluded.text")
+            cur.execute("TRUNCATE sos_observation_in")
+
+    def add_outbox(self, conn: sa.Connection, t: Tenant, routing: str,
+                   payload: list[dict[str, Any]]) -> None:
+        conn.execute(sa.insert(routing_outbox).values(
+            tenant_id=t.id, routing=routing, payload={"observations": payload},
+            created_ms=now_ms()))
+
+    def outbox(self, t: Tenant) -> list[dict[str, Any]]:
+        """Observations waiting for message routing (oldest first)."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(routing_outbox).where(
+                routing_outbox.c.tenant_id == t.id).order_by(routing_outbox.c.id)).all()
+        return [{"routing": r.routing, "payload": r.payload} for r in rows]
+
+    def sensor_outputs(self, t: Tenant, sensor_ids: list[int]) -> list[tuple[int, Prop]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(sensor_output.c.sensor_id, observed_property.c.id,
+                          observed_property.c.name, observed_property.c.type)
+                .join(observed_property, observed_property.c.id == sensor_output.c.property_id)
+                .where(observed_property.c.tenant_id == t.id,
+                       sensor_output.c.sensor_id.in_(sensor_ids))).all()
+        return [(r.sensor_id, Prop(r.id, r.name, r.type)) for r in rows]
+
+    def delete_observations(self, t: Tenant, refs: list[SensorRef], start: int | None,
+                            end: int | None) -> int:
+        q = sa.delete(observation).where(observation.c.sensor_id.in_([r.id for r in refs]))
+        if start is not None:
+            q = q.where(observation.c.time_ms >= start)
+        if end is not None:
+            q = q.where(observation.c.time_ms < end)
+        with self.db.write() as conn:
+            return conn.execute(q).rowcount
+
+    # -- summaries ------------------------------------------------------------------------
+    def count(self, t: Tenant) -> dict[str, int]:
+        def n(table: sa.Table) -> sa.ScalarSelect[Any]:
+            return (sa.select(sa.func.count()).select_from(table)
+                    .where(table.c.tenant_id == t.id).scalar_subquery())
+
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(n(sensor), n(feature), n(observed_property))).one()
+        return {"sensors": row[0], "features": row[1], "observedProperties": row[2]}
+
+    def capabilities(self, t: Tenant) -> dict[str, Any]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(sensor.c.name, observed_property.c.name.label("output"))
+                .outerjoin(sensor_output, sensor_output.c.sensor_id == sensor.c.id)
+                .outerjoin(observed_property,
+                           observed_property.c.id == sensor_output.c.property_id)
+                .where(sensor.c.tenant_id == t.id)
+                .order_by(sensor.c.name, observed_property.c.name)).all()
+        outputs: dict[str, list[str]] = {}
+        for r in rows:
+            outputs.setdefault(r.name, [])
+            if r.output is not None:
+                outputs[r.name].append(r.output)
+        c = self.count(t)
+        return {"count": {"sensors": c["sensors"], "features": c["features"]},
+                "sensorOutput": outputs}

@@ -1,0 +1,149 @@
+"""Checks on SOS input. Each failure is a 400 naming the field, e.g. ``record[0].starttime``."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from pyconnector.times import parse_time
+
+from ..errors import bad_request
+
+PROPERTY_TYPES = ("quantity", "count", "text")
+SENSOR_KINDS = ("atomic", "composite")
+ROUTINGS = ("db", "mq", "both")
+# Column names of every tabular result; an observed property may not take them.
+RESERVED = ("time", "sensor", "feature")
+_BAD_NAME = re.compile(r"[/\x00-\x1f\x7f]")
+
+
+def name(value: Any, field: str) -> str:
+    """A name of a feature, sensor or property: 1-255 characters, no '/', no control chars."""
+    if not isinstance(value, str):
+        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+    if not value or len(value) > 255:
+        raise bad_request(f"{field}: must be 1 to 255 characters", field)
+    if _BAD_NAME.search(value):
+        raise bad_request(f"{field}: must not contain '/' or control characters", field)
+    return value
+
+
+def obj(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_request(f"{field}: expected a JSON object", field)
+    return value
+
+
+def items(value: Any, field: str, *, allow_empty: bool = False) -> list[Any]:
+    if not isinstance(value, list):
+        raise bad_request(f"{field}: expected a JSON array", field)
+    if not value and not allow_empty:
+        raise bad_request(f"{field}: must not be empty", field)
+    return value
+
+
+def text(value: Any, field: str, default: str = "") -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise bad_request(f"{field}: expected a string", field)
+    return value
+
+
+def choice(value: Any, field: str, allowed: tuple[str, ...], default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise bad_request(f"{field}: must be one of {', '.join(allowed)}", field)
+    return value.lower()
+
+
+def metadata(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    return obj(value, field)
+
+
+def location(value: Any, field: str) -> dict[str, float] | None:
+    """``{"lat": .., "lon": ..[, "alt": ..]}`` in degrees (and metres)."""
+    if value is None:
+        return None
+    loc = obj(value, field)
+    out: dict[str, float] = {}
+    for key, lo, hi in (("lat", -90, 90), ("lon", -180, 180), ("alt", -1e6, 1e6)):
+        v = loc.get(key)
+        if v is None:
+            if key == "alt":
+                continue
+            raise bad_request(f"{field}.{key}: required", f"{field}.{key}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise bad_request(f"{field}.{key}: expected a number in [{lo}, {hi}]",
+                              f"{field}.{key}")
+        out[key] = float(v)
+    unknown = set(loc) - {"lat", "lon", "alt"}
+    if unknown:
+        raise bad_request(f"{field}: unknown key {sorted(unknown)[0]!r}", field)
+    return out
+
+
+def time_ms(value: Any, field: str) -> int:
+    if value is None:
+        raise bad_request(f"{field}: required", field)
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise bad_request(f"{field}: {exc}", field) from None
+
+
+def property_name(value: Any, field: str) -> str:
+    n = name(value, field)
+    if n.lower() in RESERVED:
+        raise bad_request(f"{field}: {n!r} is reserved for a column of results", field)
+    return n
+
+
+def infer_type(value: Any) -> str:
+    """The property type a first value implies: numbers are quantities, the rest text."""
+    return "quantity" if isinstance(value, (int, float)) and not isinstance(value, bool) else "text"
+
+
+def value(v: Any, ptype: str, field: str) -> tuple[float | None, str | None]:
+    """Check ``v`` against the property type; return the ``(num, text)`` pair to store."""
+    if v is None:
+        raise bad_request(f"{field}: required", field)
+    if isinstance(v, (dict, list)):
+        raise bad_request(f"{field}: expected a number or a string", field)
+    if ptype == "text":
+        if isinstance(v, bool):
+            return None, "true" if v else "false"
+        return None, v if isinstance(v, str) else repr(v) if isinstance(v, float) else str(v)
+    if isinstance(v, bool):
+        raise bad_request(f"{field}: expected a number, got a boolean", field)
+    if isinstance(v, str):
+        try:
+            num = float(v)
+        except ValueError:
+            raise bad_request(f"{field}: expected a number, got {v!r}", field) from None
+    else:
+        num = float(v)
+    if not math.isfinite(num):
+        raise bad_request(f"{field}: expected a finite number, got {v!r}", field)
+    if ptype == "count" and not num.is_integer():
+        raise bad_request(f"{field}: expected an integer count, got {v!r}", field)
+    return num, None
+
+
+def positive_int(raw: str | None, field: str, default: int | None = None,
+                 maximum: int | None = None) -> int | None:
+    if raw is None or raw == "":
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise bad_request(f"{field}: expected an integer, got {raw!r}", field) from None
+    if n < 0:
+        raise bad_request(f"{field}: must not be negative", field)
+    if maximum is not None and n > maximum:
+        raise bad_request(f"{field}: at most {maximum}", field)
+    return n
