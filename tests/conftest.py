@@ -1,0 +1,235 @@
+"""Shared fixtures: apps per configuration, real services, real server processes.
+
+Services (PostgreSQL, …) are real. A test that needs one that is down skips with the
+reason when run by hand, and fails when ``CI`` is set, so CI cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_BASE_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip (by hand) or fail (under CI) when a real service is not listening."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        message = f"{name} not reachable on {host}:{port}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI requires it)")
+        pytest.skip(message)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL on database `test`, in a schema of its own dropped at the end."""
+    need_service("PostgreSQL", PG_HOST, PG_PORT)
+    import psycopg
+
+    schema = f"pyc_{uuid.uuid4().hex[:10]}"
+    user = os.environ.get("PGUSER", "postgres")
+    base = PG_BASE_URL.replace("postgres@", f"{user}@")
+    try:
+        admin = psycopg.connect(base, autocommit=True)
+    except psycopg.OperationalError:
+        # The machine's trust auth may map to another role (root); try it.
+        base = PG_BASE_URL.replace("postgres@", "root@")
+        admin = psycopg.connect(base, autocommit=True)
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    # libpq's `options` reaches both psycopg and the ADBC driver.
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+DB_KINDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The store URL for ``db_kind`` as `--db` takes it ("" = SQLite in the data dir)."""
+    if db_kind == "sqlite":
+        return ""
+    return request.getfixturevalue("pg_url")
+
+
+# -- in-process apps ------------------------------------------------------------------------
+@dataclass
+class AppClient:
+    """A platform app in-process, with a tenant key, driven by Starlette's TestClient."""
+
+    client: Any
+    api_key: str
+    app: Any
+    new_key: Callable[[str], str]
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"x-api-key": self.api_key, **extra}
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.headers(**kw.pop("headers", {})), **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.delete(path, headers=self.headers(**kw.pop("headers", {})), **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.post(path, headers=self.headers(**kw.pop("headers", {})), **kw)
+
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.put(path, headers=self.headers(**kw.pop("headers", {})), **kw)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., AppClient]]:
+    """Factory: ``make_app(db="", **settings)`` → an :class:`AppClient` (own tenant)."""
+    from starlette.testclient import TestClient
+
+    from pyconnector_server.app import create_app
+    from pyconnector_server.auth import create_api_key
+    from pyconnector_server.settings import Settings
+
+    opened: list[TestClient] = []
+
+    def factory(db: str = "", **overrides: Any) -> AppClient:
+        data_dir = tmp_path / f"data{len(opened)}"
+        settings = Settings.load({"data_dir": str(data_dir), "db": db, **overrides}, environ={})
+        app = create_app(settings)
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+
+        def new_key(tenant: str) -> str:
+            return create_api_key(app.state.db, tenant)
+
+        return AppClient(client, new_key(f"t-{uuid.uuid4().hex[:8]}"), app, new_key)
+
+    yield factory
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(make_app: Callable[..., AppClient]) -> AppClient:
+    """An in-process app on the embedded default (SQLite)."""
+    return make_app()
+
+
+@pytest.fixture
+def api_any(make_app: Callable[..., AppClient], db_url: str) -> AppClient:
+    """An in-process app on each store: SQLite and PostgreSQL."""
+    return make_app(db_url)
+
+
+# -- real server processes ----------------------------------------------------------------
+@dataclass
+class Server:
+    """A running ``pyconnector serve`` process."""
+
+    url: str
+    api_key: str  # tenant `default`, printed at first start
+    data_dir: Path
+    db: str
+    proc: subprocess.Popen[str]
+    output: list[str] = field(default_factory=list)
+
+    def new_key(self, tenant: str | None = None) -> str:
+        """A key for a new (or named) tenant, made with the CLI as an admin would."""
+        tenant = tenant or f"t-{uuid.uuid4().hex[:8]}"
+        args = [sys.executable, "-m", "pyconnector_server.cli", "apikey", "create",
+                "--data-dir", str(self.data_dir), "--tenant", tenant]
+        if self.db:
+            args += ["--db", self.db]
+        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
+        return out.stdout.strip()
+
+    def connector(self, api_key: str | None = None, **kw: Any) -> Any:
+        import pyconnector
+
+        return pyconnector.connectors(api_key=api_key or self.new_key(), URL=self.url, **kw)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(data_dir: Path, db: str = "", *extra: str) -> Server:
+    """Start ``pyconnector serve`` on a free port and wait until /health answers."""
+    args = [sys.executable, "-m", "pyconnector_server.cli", "serve", "--port", "0",
+            "--data-dir", str(data_dir), "--log-level", "warning", *extra]
+    if db:
+        args += ["--db", db]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    url = key = None
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while url is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if m := re.search(r"API key ([0-9a-f]{64})", line):
+            key = m[1]
+        if m := re.search(r"listening on (http://\S+)", line):
+            url = m[1]
+    if url is None:
+        proc.kill()
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return Server(url, key or "", data_dir, db, proc, lines)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real platform process on the embedded default for the whole session."""
+    s = start_server(tmp_path_factory.mktemp("serve"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Server]:
+    """One real platform process on PostgreSQL for the whole session."""
+    s = start_server(tmp_path_factory.mktemp("serve-pg"), pg_url)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request: pytest.FixtureRequest) -> Server:
+    return request.getfixturevalue("server" if request.param == "sqlite" else "pg_server")
