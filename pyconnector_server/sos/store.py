@@ -270,9 +270,9 @@ class SosStore:
         pairs = set(pairs)
         if not pairs:
             return
-        existing = set(conn.execute(sa.select(sensor_output.c.sensor_id,
-                                              sensor_output.c.property_id).where(
-            sensor_output.c.sensor_id.in_({s for s, _ in pairs}))).tuples().all())
+        existing = {(r[0], r[1]) for r in conn.execute(
+            sa.select(sensor_output.c.sensor_id, sensor_output.c.property_id)
+            .where(sensor_output.c.sensor_id.in_({s for s, _ in pairs})))}
         new = [{"sensor_id": s, "property_id": p} for s, p in pairs - existing]
         if new:
             conn.execute(sa.insert(sensor_output), new)
