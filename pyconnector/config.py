@@ -8,12 +8,13 @@ The file is INI. The keys may stand under a ``[pyconnector]`` section or, as TCU
     api_key = 4e5063…
     # optional
     jwt_key = …          ; the tenant's symmetric key: turns on JWT mode
+    dls_key = …          ; your Data Lake user key (x-dls-key)
     timeout = 30         ; seconds
     retries = 3          ; retries of idempotent calls on connection errors and 502/503/504
     verify = true        ; TLS certificate check (or a CA bundle path)
 
 Keyword arguments win over the file, which wins over ``PYCONNECTOR_URL``,
-``PYCONNECTOR_API_KEY``, ``PYCONNECTOR_JWT_KEY``, ``PYCONNECTOR_TIMEOUT``….
+``PYCONNECTOR_API_KEY``, ``PYCONNECTOR_JWT_KEY``, ``PYCONNECTOR_DLS_KEY``, ``PYCONNECTOR_TIMEOUT``….
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ SECTION = "pyconnector"
 ALIASES = {
     "url": "url", "base_url": "url", "api_key": "api_key", "apikey": "api_key",
     "x-api-key": "api_key", "jwt_key": "jwt_key", "symmetric_key": "jwt_key",
-    "jwt_secret": "jwt_key", "timeout": "timeout", "retries": "retries", "verify": "verify",
+    "jwt_secret": "jwt_key", "dls_key": "dls_key", "x-dls-key": "dls_key",
+    "timeout": "timeout", "retries": "retries", "verify": "verify",
 }
 
 
@@ -42,6 +44,7 @@ class Config:
     url: str
     api_key: str
     jwt_key: str | None = None
+    dls_key: str | None = None
     timeout: float = 30.0
     retries: int = 3
     verify: bool | str = True

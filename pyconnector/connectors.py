@@ -22,11 +22,12 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
     def __init__(self, config_file: str | os.PathLike[str] | None = None, *,
                  api_key: str | None = None, URL: str | None = None,  # noqa: N803
                  url: str | None = None, jwt_key: str | None = None,
+                 dls_key: str | None = None,
                  timeout: float | None = None, retries: int | None = None,
                  verify: bool | str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.config = _config.load(config_file, api_key=api_key, url=URL or url,
-                                   jwt_key=jwt_key, timeout=timeout, retries=retries,
+                                   jwt_key=jwt_key, dls_key=dls_key, timeout=timeout, retries=retries,
                                    verify=verify)
         self.http = HTTPCore(self.config, transport=transport)
 
