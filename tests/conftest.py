@@ -7,20 +7,17 @@ reason when run by hand, and fails when ``CI`` is set, so CI cannot pass by skip
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from pyconnector_server.process import ServerProcess
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
@@ -145,73 +142,23 @@ def api_any(make_app: Callable[..., AppClient], db_url: str) -> AppClient:
 
 
 # -- real server processes ----------------------------------------------------------------
-@dataclass
-class Server:
-    """A running ``pyconnector serve`` process."""
-
-    url: str
-    api_key: str  # tenant `default`, printed at first start
-    data_dir: Path
-    db: str
-    proc: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
+class Server(ServerProcess):
+    """A running ``pyconnector serve`` process, with test conveniences."""
 
     def new_key(self, tenant: str | None = None) -> str:
-        """A key for a new (or named) tenant, made with the CLI as an admin would."""
-        tenant = tenant or f"t-{uuid.uuid4().hex[:8]}"
-        args = [sys.executable, "-m", "pyconnector_server.cli", "apikey", "create",
-                "--data-dir", str(self.data_dir), "--tenant", tenant]
-        if self.db:
-            args += ["--db", self.db]
-        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
-        return out.stdout.strip()
+        """A key for a new (or the named) tenant, made with the CLI as an admin would."""
+        return super().new_key(tenant or f"t-{uuid.uuid4().hex[:8]}")
 
     def connector(self, api_key: str | None = None, **kw: Any) -> Any:
         import pyconnector
 
         return pyconnector.connectors(api_key=api_key or self.new_key(), URL=self.url, **kw)
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def start_server(data_dir: Path, db: str = "", *extra: str) -> Server:
     """Start ``pyconnector serve`` on a free port and wait until /health answers."""
-    args = [sys.executable, "-m", "pyconnector_server.cli", "serve", "--port", "0",
-            "--data-dir", str(data_dir), "--log-level", "warning", *extra]
-    if db:
-        args += ["--db", db]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    url = key = None
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    while url is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"API key ([0-9a-f]{64})", line):
-            key = m[1]
-        if m := re.search(r"listening on (http://\S+)", line):
-            url = m[1]
-    if url is None:
-        proc.kill()
-        raise RuntimeError("server did not start:\n" + "".join(lines))
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return Server(url, key or "", data_dir, db, proc, lines)
+    p = ServerProcess.start(data_dir, db, *extra)
+    return Server(p.proc, p.url, p.api_key, p.data_dir, p.db, p.output)
 
 
 @pytest.fixture(scope="session")
