@@ -1,0 +1,24 @@
+"""`make demo` runs the tour in examples/demo.py; it must keep working."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(DEMO)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2880 record(s), 8640 value(s) stored" in out.stdout
+    png = tmp_path / "demo-output" / "room1-temperature.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    csv_lines = (tmp_path / "demo-output" / "observations.csv").read_text().splitlines()
+    assert csv_lines[0] == "time,sensor,feature,humidity,status,temperature"
+    assert len(csv_lines) == 1 + 2881
