@@ -217,9 +217,23 @@ def write_csv(result: Result) -> Iterator[bytes]:
     if table.num_rows:
         table = table.set_column(0, "time", pa.compute.binary_join_element_wise(
             table["time"], pa.scalar("Z"), ""))
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow(table.column_names)
+    yield head.getvalue().encode()
     step = 65_536
-    for start in range(0, max(table.num_rows, 1), step):
+    for start in range(0, table.num_rows, step):
+        yield _csv_chunk(table.slice(start, step))
+
+
+def _csv_chunk(table: pa.Table) -> bytes:
+    # Unquoted is what people expect to read; Arrow refuses it when a value holds a comma,
+    # quote or line break, and then this chunk is written with RFC 4180 quoting instead.
+    for style in ("none", "needed"):
         buf = io.BytesIO()
-        pacsv.write_csv(table.slice(start, step), buf, write_options=pacsv.WriteOptions(
-            include_header=start == 0, quoting_style="needed"))
-        yield buf.getvalue()
+        try:
+            pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(
+                include_header=False, quoting_style=style))
+        except pa.ArrowInvalid:
+            continue
+        return buf.getvalue()
+    raise AssertionError("unreachable: quoted CSV always writes")
