@@ -31,7 +31,7 @@ def test_seed_guide_sos_lines_verbatim(any_server, tmp_path, capsys) -> None:
     # import pyconnector library
     import pyconnector
     # Load the configuration details from a file or using explicit parameters
-    conn = pyconnector.connectors((str(config)))  # If configuration parameters present in a file
+    conn = pyconnector.connectors((str(config)))  # If configuration parameters present in a file  # noqa: UP034
     conn = pyconnector.connectors( api_key=key, URL= any_server.url )  # If user specifies configuration details
     # Load Service oriented connector for Sensor observation
     sos = conn.SensorObservation()
