@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean serve
+.PHONY: demo test docs bench clean serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/pyconnector serve
+
+docs: $(STAMP)
+	$(PY) -m pyconnector_server.settings docs/configuration.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -27,7 +27,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Interface to listen on."),
     Setting("port", 8080, "TCP port to listen on (0 picks a free one and prints it).", int),
     Setting("data_dir", "./pyconnector-data",
-            "Directory for the embedded database, blobs and the first-start API key."),
+            "Directory for the embedded database and local files (blobs, temporary uploads)."),
     Setting("db", "", "Database URL: empty for SQLite in the data dir, or "
             "postgresql://user@host:5432/db for PostgreSQL."),
     Setting("max_body_bytes", 16 * 1024 * 1024,
@@ -86,3 +86,35 @@ class Settings:
 
 
 assert [s.name for s in SETTINGS] == [f.name for f in fields(Settings) if f.name != "extra"]
+
+
+DOC_START, DOC_END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def settings_markdown() -> str:
+    """The settings table of docs/configuration.md (regenerate with `make docs`)."""
+    lines = ["| Setting | CLI option | Environment | Default | Meaning |",
+             "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default != "" else "(empty)"
+        lines.append(f"| {s.name} | `--{s.name.replace('_', '-')}` | "
+                     f"`{ENV_PREFIX}{s.name.upper()}` | {default} | {s.help} |")
+    return "\n".join(lines)
+
+
+def update_doc(path: str | Path) -> bool:
+    """Rewrite the generated part of ``path``; True if it changed."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    head, rest = text.split(DOC_START, 1)
+    _, tail = rest.split(DOC_END, 1)
+    new = f"{head}{DOC_START}\n{settings_markdown()}\n{DOC_END}{tail}"
+    if new != text:
+        p.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    update_doc(sys.argv[1] if len(sys.argv) > 1 else "docs/configuration.md")
