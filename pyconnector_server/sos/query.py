@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from pyconnector.times import format_iso, format_tcup
@@ -171,11 +170,6 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
         keys = keys.sort_by([("t", "descending"), ("s", "descending")]).slice(0, q.latest)
     order = "descending" if q.order == "desc" else "ascending"
     keys = keys.sort_by([("t", order), ("s", order)])
-    if q.cursor is not None:
-        ct, cs = q.cursor
-        after = pc.greater if order == "ascending" else pc.less
-        mask = pc.or_(after(keys["t"], ct), pc.and_(pc.equal(keys["t"], ct), after(keys["s"], cs)))
-        keys = keys.filter(mask)
     keys = keys.slice(q.offset)
     next_cursor = None
     if q.limit is not None and keys.num_rows > q.limit:
@@ -197,8 +191,12 @@ def _series_sql(prop: Prop, sensor_ids: list[int], q: ObservationQuery, desc: bo
     if q.end is not None:
         stmt = stmt.where(o.c.time_ms < q.end)
     if q.cursor is not None:
-        stmt = stmt.where(o.c.time_ms >= q.cursor[0] if q.order == "asc"
-                          else o.c.time_ms <= q.cursor[0])
+        # Keyset paging: strictly after the last (time, sensor) of the previous page. The
+        # plain time bound lets the database use it as a range on the key.
+        ct, cs = q.cursor
+        key = sa.tuple_(o.c.time_ms, o.c.sensor_id)
+        stmt = stmt.where(o.c.time_ms >= ct, key > sa.tuple_(ct, cs)) if q.order == "asc" \
+            else stmt.where(o.c.time_ms <= ct, key < sa.tuple_(ct, cs))
     for f in q.filters:
         if f.name == prop.name:
             stmt = stmt.where(_condition(col, f, prop))
