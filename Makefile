@@ -24,6 +24,7 @@ serve: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m pyconnector_server.settings docs/configuration.md
+	$(PY) -m pyconnector_server.apidoc docs/api.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -76,7 +76,11 @@ def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
         except APIError as exc:
             results.append({"index": i, **exc.body()})
     ok = sum(r["code"] < 400 for r in results)
-    code = 201 if ok == len(results) else 207 if ok else results[0]["code"]
+    if not ok:  # all failed: the first failure's code, message and field, as for observations
+        first = results[0]
+        return {**{k: first[k] for k in ("code", "message", "field") if k in first},
+                "results": results}
+    code = 201 if ok == len(results) else 207
     return {"code": code, "message": f"{ok} of {len(results)} created", "results": results}
 
 
@@ -201,12 +205,28 @@ def _wants(request: Request) -> str:
     return "json"
 
 
-@router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream",
-            description="Parameters: sensor (repeatable or comma-separated), feature, start, "
-            "end (exclusive), latest (N most recent records), property (columns), filter "
-            "(e.g. temperature>20, status='ok'), order (asc|desc), limit, offset, cursor, "
-            "format (json|csv|arrow; or the Accept header), timeFormat (tcup|iso|epoch).")
-async def get_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+def _q(description: str) -> Any:
+    return Query(None, description=description)
+
+
+@router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream")
+async def get_observations(
+    request: Request,
+    sensor: list[str] | None = _q("Sensor name(s); repeat or separate with commas"),
+    feature: str | None = _q("Feature name: all its sensors"),
+    start: str | None = _q("From this time (any accepted format)"),
+    end: str | None = _q("Until this time, exclusive"),
+    latest: str | None = _q("Only the N most recent records"),
+    property: list[str] | None = _q("Property columns to return"),
+    filter: list[str] | None = _q("Record filters: temperature>20, status='ok'"),
+    order: str | None = _q("asc (default) or desc"),
+    limit: str | None = _q("Records per page (JSON default 1000)"),
+    offset: str | None = _q("Records to skip"),
+    cursor: str | None = _q("Continue after the page that returned it as `next`"),
+    format: str | None = _q("json (default), csv or arrow; or use the Accept header"),
+    timeFormat: str | None = _q("JSON times: tcup (default), iso or epoch"),  # noqa: N803
+    t: Tenant = Auth, s: SosStore = Store,
+) -> Any:
     fmt = _wants(request)
     settings = request.app.state.settings
     page = settings.max_page_size
@@ -215,8 +235,7 @@ async def get_observations(request: Request, t: Tenant = Auth, s: SosStore = Sto
         page if fmt == "json" else None)
     result = await _call(query.run, s, t, q)
     if fmt == "json":
-        tf = v.choice(request.query_params.get("timeFormat"), "timeFormat",
-                      ("tcup", "iso", "epoch"), "tcup")
+        tf = v.choice(timeFormat, "timeFormat", ("tcup", "iso", "epoch"), "tcup")
         return await _call(query.to_tcup_json, result, tf)
     if fmt == "csv":
         return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
@@ -233,7 +252,14 @@ def _arrow_bytes(table: pa.Table) -> bytes:
 
 
 @router.delete("/observations", summary="Delete observations of sensors/a feature in a span")
-async def delete_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
+async def delete_observations(
+    request: Request,
+    sensor: list[str] | None = _q("Sensor name(s)"),
+    feature: str | None = _q("Feature name: all its sensors"),
+    start: str | None = _q("From this time"),
+    end: str | None = _q("Until this time, exclusive"),
+    t: Tenant = Auth, s: SosStore = Store,
+) -> Any:
     q = query.ObservationQuery.from_params(request.query_params, None, None)
     if q.sensors is None and q.feature is None:
         raise APIError(400, "sensor or feature: say whose observations to delete",

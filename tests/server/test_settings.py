@@ -35,3 +35,10 @@ def test_database_url_defaults_to_sqlite_in_the_data_dir(tmp_path: Path) -> None
     assert s.database_url == f"sqlite:///{tmp_path.resolve() / 'pyconnector.db'}"
     pg = Settings.load({"db": "postgresql://u@h:5432/d"}, environ={})
     assert pg.database_url == "postgresql+psycopg://u@h:5432/d"
+
+
+def test_api_reference_matches_the_openapi_document() -> None:
+    from pyconnector_server.apidoc import generate
+
+    doc = DOC.parent / "api.md"
+    assert doc.read_text(encoding="utf-8") == generate(), "docs/api.md drifted: run `make docs`"
