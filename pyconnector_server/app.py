@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 import pyconnector
 
-from . import errors, sos
+from . import datalake, errors, sos
+from .backends.blobs import open_blob_store
 from .db import Database
 from .limits import BodyLimitMiddleware
 from .settings import Settings
@@ -29,16 +30,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.create_all()
         app.state.db = db
         app.state.sos = sos.SosStore(db)
+        blobs = open_blob_store(settings.blobs, settings.data_path / "blobs",
+                                settings.s3_endpoint_url)
+        app.state.dls = datalake.DatalakeStore(db, blobs, settings.dls_quota_bytes)
         try:
             yield
         finally:
+            blobs.close()
             db.close()
 
     app = FastAPI(
         title="pyconnector platform",
         version=pyconnector.__version__,
         description="Open, self-hostable IoT platform services compatible with TCUP "
-        "conventions: Sensor Observation Service under /api/sos/v2.0.",
+        "conventions: Sensor Observation Service under /api/sos/v2.0, Data Lake Service "
+        "under /api/dls.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -50,4 +56,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": pyconnector.__version__}
 
     app.include_router(sos.router)
+    app.include_router(datalake.router)
     return app

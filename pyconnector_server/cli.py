@@ -3,6 +3,8 @@
     pyconnector serve [--host H] [--port P] [--data-dir D] [--db URL] …
     pyconnector apikey create --data-dir D --tenant T     # prints the key, only that
     pyconnector jwtkey create --data-dir D --tenant T     # switches T to JWT mode
+    pyconnector dlsuser create --data-dir D --tenant T --user U   # prints U's DLS key, only that
+    pyconnector dlsquota set --data-dir D --tenant T --bytes N    # data lake quota (0: none)
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
         create = action.add_parser("create", help=f"print a new {what} for a tenant")
         create.add_argument("--tenant", required=True, help="tenant name (created if new)")
         _add_settings(create, only=("data_dir", "db"))
+    p = sub.add_parser("dlsuser", help="manage Data Lake users")
+    create = p.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="print a new DLS key (x-dls-key) for a user of a tenant, creating "
+        "the user (and tenant) if new; an existing user's old key stops working")
+    create.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    create.add_argument("--user", required=True, help="DLS user name")
+    _add_settings(create, only=("data_dir", "db"))
+    p = sub.add_parser("dlsquota", help="manage Data Lake storage quotas")
+    quota = p.add_subparsers(dest="action", required=True).add_parser(
+        "set", help="set a tenant's data lake quota in bytes (0: unlimited)")
+    quota.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    quota.add_argument("--bytes", required=True, type=int, dest="quota_bytes")
+    _add_settings(quota, only=("data_dir", "db"))
     return parser
 
 
@@ -85,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     db = _open_db(settings)
     try:
+        if command in ("dlsuser", "dlsquota"):
+            from .datalake.store import datalake_admin
+
+            print(datalake_admin(db, command, tenant, args))
+            return 0
         assert action == "create"
         make = create_api_key if command == "apikey" else create_jwt_key
         print(make(db, tenant))

@@ -37,6 +37,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_page_size", 10_000, "Largest `limit` a paged JSON query may ask for.", int),
     Setting("jwt_leeway_seconds", 30, "Clock skew tolerated when checking JWT expiry.", int),
     Setting("log_level", "info", "Log level of the server (debug, info, warning, error)."),
+    Setting("blobs", "", "Where data lake files are stored: empty for <data dir>/blobs, "
+            "file:///path, or s3://bucket/prefix (AWS credentials from the standard AWS_* "
+            "variables)."),
+    Setting("s3_endpoint_url", "", "Endpoint of an S3-compatible service (MinIO, Ceph…) for "
+            "s3:// blobs; empty for AWS."),
+    Setting("dls_quota_bytes", 0, "Data lake storage quota of each tenant in bytes (0: "
+            "unlimited); `pyconnector dlsquota set` overrides it per tenant.", int),
 )
 
 
@@ -53,6 +60,9 @@ class Settings:
     max_page_size: int = 10_000
     jwt_leeway_seconds: int = 30
     log_level: str = "info"
+    blobs: str = ""
+    s3_endpoint_url: str = ""
+    dls_quota_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

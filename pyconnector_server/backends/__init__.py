@@ -1,0 +1,1 @@
+"""Pluggable backends: one narrow interface per concern, one file per implementation."""

@@ -1,0 +1,126 @@
+"""Blobs as objects in an S3-compatible bucket, through fsspec/s3fs (``s3://bucket/prefix``).
+
+Credentials come from the standard AWS sources (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``, profiles,
+instance roles); ``endpoint_url`` points at a non-AWS service (MinIO, Ceph, moto…).
+
+An object appears in S3 only when its upload completes (``PutObject``, or
+``CompleteMultipartUpload`` for big ones), so a write goes straight to its key and
+:meth:`S3Writer.abort` aborts the multipart upload: nothing is ever half visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .base import CHUNK, BlobStore, BlobWriter, check_key, check_prefix
+
+# Multipart part size: S3 wants >= 5 MiB; bigger parts mean fewer requests.
+BLOCK = 16 << 20
+
+
+def _s3fs() -> Any:
+    try:
+        import s3fs
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise RuntimeError("S3 blob storage needs s3fs: pip install 'pyconnector[server,s3]'"
+                           ) from None
+    return s3fs
+
+
+class S3Writer(BlobWriter):
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.size = 0
+        self.done = False
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.size += len(data)
+
+    def commit(self) -> int:
+        self.fh.close()
+        self.done = True
+        return self.size
+
+    def abort(self) -> None:
+        if not self.done:
+            self.done = True
+            try:
+                self.fh.discard()  # aborts a multipart upload begun for a big object
+            finally:
+                self.fh.closed = True  # so that closing (or GC) does not upload the part
+
+
+class S3BlobStore(BlobStore):
+    """Blobs under ``s3://bucket/prefix``; a key ``a/b`` is the object ``prefix/a/b``."""
+
+    kind = "s3"
+
+    def __init__(self, url: str, endpoint_url: str | None = None,
+                 **options: Any) -> None:
+        if not url.startswith("s3://"):
+            raise ValueError(f"not an s3:// URL: {url!r}")
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {url!r}")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.base = f"{bucket}/{self.prefix}" if self.prefix else bucket
+        client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+        # No listing cache: other servers write to the same bucket.
+        self.fs = _s3fs().S3FileSystem(
+            client_kwargs=client_kwargs, use_listings_cache=False, skip_instance_cache=True,
+            default_block_size=BLOCK, **options)
+
+    def _path(self, key: str) -> str:
+        return f"{self.base}/{check_key(key)}"
+
+    def writer(self, key: str) -> BlobWriter:
+        return S3Writer(self.fs.open(self._path(key), "wb", block_size=BLOCK))
+
+    def read(self, key: str, start: int = 0, end: int | None = None,
+             chunk_size: int = CHUNK) -> Iterator[bytes]:
+        path = self._path(key)
+        size = self.size(key)
+        if size is None:
+            raise FileNotFoundError(key)
+        stop = size if end is None else min(end, size)
+
+        def chunks() -> Iterator[bytes]:
+            # Plain ranged GETs, one per chunk: no read-ahead cache to hold in memory.
+            pos = start
+            while pos < stop:
+                data = self.fs.cat_file(path, start=pos, end=min(stop, pos + chunk_size))
+                if not data:
+                    return
+                pos += len(data)
+                yield data
+
+        return chunks()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.info(self._path(key))["size"])
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        check_prefix(prefix)
+        # Ask S3 for the deepest "directory" the prefix names, not the whole bucket.
+        top = self.base + ("/" + prefix.rsplit("/", 1)[0] if "/" in prefix else "")
+        try:
+            found = self.fs.find(top, detail=True)
+        except FileNotFoundError:
+            return iter(())
+        strip = len(self.base) + 1
+        out = sorted((path[strip:], int(info["size"])) for path, info in found.items()
+                     if info.get("type") != "directory" and path[strip:].startswith(prefix))
+        return iter(out)

@@ -1,0 +1,366 @@
+"""DLS HTTP routes under ``/api/dls`` (TCUP's DLS base path is not public; ours is this).
+
+Every call carries ``x-api-key`` (the tenant) and ``x-dls-key`` (the user), as TCUP's DLS
+wants: a missing or unknown API key is 401, a missing DLS key 403, an unknown one 401.
+The ``/admin`` routes are the tenant admin's: the API key alone. Answers use real HTTP
+codes (no "200 with the code in the body" as SOS does); bulk calls answer 207 with
+TCUP's ``DlsResponse`` list (``key``, ``value``, ``code``, ``messages``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, StreamingResponse
+
+from ..auth import Tenant, current_tenant
+from ..errors import APIError
+from ..limits import read_json
+from . import validate as v
+from .query import CatalogQuery
+from .store import DatalakeStore, DlsUser, dls_error
+
+PREFIX = "/api/dls"
+DLS_KEY_HEADER = "x-dls-key"
+WRITE_BLOCK = 1 << 20  # bytes handed to the blob store per write
+
+router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
+
+
+def store(request: Request) -> DatalakeStore:
+    return request.app.state.dls
+
+
+def caller(request: Request, t: Tenant = Depends(current_tenant)) -> DlsUser:
+    """FastAPI dependency: the DLS user the request authenticates as."""
+    key = request.headers.get(DLS_KEY_HEADER)
+    if not key:
+        raise dls_error(403, "not.authorized",
+                        f"send your DLS user key in the '{DLS_KEY_HEADER}' header")
+    u = request.app.state.dls.user_for_key(t, key)
+    if u is None:
+        raise dls_error(401, "not.authenticated", "unknown DLS key")
+    return u
+
+
+Caller = Depends(caller)
+Admin = Depends(current_tenant)
+Store = Depends(store)
+FileUri = Query(..., alias="file-uri", description="<tenant>/<user>/[<directory>/]"
+                "[<savepoint>/]<filename>")
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def _multi(items: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(items, status_code=207)
+
+
+# -- files ---------------------------------------------------------------------------------
+async def _blocks(request: Request) -> AsyncIterator[bytes]:
+    """The request body in blocks of about :data:`WRITE_BLOCK` bytes."""
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) >= WRITE_BLOCK:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+@router.post("/file", status_code=201, summary="Upload a file (the request body, streamed)",
+             description="Name it with filename, directory and savepoint (your area), or "
+             "file-uri (an existing file you may write). mode: RESTRICT (default: refuse if "
+             "it exists), OVERWRITE, APPEND or ARCHIVE (keep the old one under a time-stamped "
+             "name). metadata: key=value (repeatable or comma-separated; private@key is "
+             "yours alone). sizeInBytes (or Content-Length) lets a quota refusal come "
+             "before the bytes.")
+async def upload(request: Request, filename: str | None = None, directory: str | None = None,
+                 savepoint: str | None = None, mode: str | None = None,
+                 comment: str | None = None, metadata: list[str] = Query(default=[]),
+                 sizeInBytes: int | None = Query(None, ge=0),  # noqa: N803 - TCUP name
+                 file_uri: str | None = Query(None, alias="file-uri"),
+                 u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    m = v.mode(mode)
+    items = v.metadata(metadata)
+    note = v.comment(comment) if comment is not None else None
+    declared = sizeInBytes
+    length = request.headers.get("content-length")
+    if declared is None and length and length.isdigit():
+        declared = int(length)
+    if file_uri is not None:
+        v.uri(file_uri)
+        target, room = await _call(s.plan_upload, u, m, uri=file_uri, declared_size=declared)
+    else:
+        target, room = await _call(
+            s.plan_upload, u, m, directory=v.directory(directory),
+            savepoint=v.savepoint(savepoint),
+            filename=None if filename is None else v.filename(filename),
+            declared_size=declared)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    if ctype in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
+        ctype = ""
+    key = s.new_blob_key(u.tenant)
+    writer = await _call(s.blobs.writer, key)
+    try:
+        async for block in _blocks(request):
+            if room is not None and writer.size + len(block) > room:
+                raise dls_error(409, "insufficient.storage",
+                                f"the upload is bigger than the {room} bytes of quota left")
+            await _call(writer.write, block)
+        size = await _call(writer.commit)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _call(writer.abort)
+        raise
+    try:
+        answer, garbage = await _call(s.commit_upload, u, target, key, size, items, note,
+                                      ctype or None)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _call(s.blobs.delete, key)
+        raise
+    for old in garbage:
+        await _call(s.blobs.delete, old)
+    return JSONResponse(answer, status_code=answer["code"])
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``Range: bytes=…`` header; None for the whole file."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m[1] and not m[2]):
+        return None  # several ranges or another unit: send the whole file (RFC 9110)
+    if not m[1]:
+        n = int(m[2])
+        if n == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - n), size
+    start = int(m[1])
+    end = min(size, int(m[2]) + 1) if m[2] else size
+    if start >= size or end <= start:
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> APIError:
+    return APIError(416, f"range not satisfiable: the file has {size} bytes",
+                    headers={"content-range": f"bytes */{size}"})
+
+
+@router.get("/file", summary="Download a file (Range: bytes=… for a part)")
+async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
+                   s: DatalakeStore = Store) -> Any:
+    row = await _call(s.file_for_read, u, file_uri)
+    span = _byte_range(request.headers.get("range"), row.size)
+    start, end = span or (0, row.size)
+    try:
+        # The catalog's size bounds the read: bytes past it are not (yet) part of the file.
+        chunks = await _call(s.blobs.read, row.blob_key, start, end)
+    except FileNotFoundError:
+        raise dls_error(404, "not.found", f"{file_uri!r} changed while being read; "
+                        "try again", "file-uri") from None
+    headers = {"content-length": str(end - start), "accept-ranges": "bytes",
+               "content-disposition": f"attachment; filename*=UTF-8''{quote(row.filename)}",
+               "last-modified-ms": str(row.updated_ms)}
+    if span:
+        headers["content-range"] = f"bytes {start}-{end - 1}/{row.size}"
+    return StreamingResponse(chunks, status_code=206 if span else 200,
+                             media_type=row.content_type, headers=headers)
+
+
+@router.delete("/file", summary="Delete files (207: one DlsResponse per file-uri)")
+async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser = Caller,
+                 s: DatalakeStore = Store) -> Any:
+    out = []
+    for uri in file_uri:
+        try:
+            item, key = await _call(s.delete_file, u, uri)
+        except APIError as exc:
+            out.append({"key": "file-uri", "value": uri, "code": exc.status,
+                        "messages": [exc.message]})
+            continue
+        await _call(s.blobs.delete, key)
+        out.append(item)
+    if len(out) == 1 and out[0]["code"] >= 400:
+        raise APIError(out[0]["code"], out[0]["messages"][0], field="file-uri")
+    return _multi(out)
+
+
+@router.put("/file/metadata", summary="Set or remove metadata of a file (and its comment)",
+            description='Body: {"metadata": ["k=v", "private@k=v"], "remove": ["k"], '
+            '"comment": "…"}')
+async def put_metadata(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
+                       s: DatalakeStore = Store) -> Any:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise APIError(400, "body: expected a JSON object", field="body")
+    items = v.metadata(_strings(body.get("metadata"), "metadata"))
+    remove = _strings(body.get("remove"), "remove")
+    note = v.comment(body["comment"]) if body.get("comment") is not None else None
+    return await _call(s.update_metadata, u, file_uri, items, remove, note)
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise APIError(400, f"{field}: expected a list of strings", field=field)
+    return value
+
+
+# -- catalog ---------------------------------------------------------------------------------
+@router.get("/catalog", summary="Search the catalog",
+            description="text, time (one or two: from, to), size (e.g. >10mb; repeatable), "
+            "metadata (e.g. site='pune' & rate>=5; ',' is OR, '&' AND, brackets, * "
+            "wildcard), uri, filename, directory, savepoint, user (owner), ownFile, sort "
+            "(createdOn|fileName|size|updatedOn), order (asc|desc), pageNo, pageSize.")
+async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    q = CatalogQuery.from_params(request.query_params,
+                                 request.app.state.settings.max_page_size)
+    return await _call(s.search, u, q)
+
+
+@router.get("/catalog/explore", summary="List a directory: subdirectories and files")
+async def explore(request: Request, path: str | None = None, user: str | None = None,
+                  pageNo: int = Query(1, ge=1),  # noqa: N803 - TCUP name
+                  pageSize: int = Query(100, ge=1),  # noqa: N803
+                  u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    limit = request.app.state.settings.max_page_size
+    if pageSize > limit:
+        raise APIError(400, f"pageSize: at most {limit}", field="pageSize")
+    owner = v.user_name(user) if user is not None else None
+    return await _call(s.explore, u, owner, v.directory(path, "path"), pageNo, pageSize)
+
+
+# -- sharing ---------------------------------------------------------------------------------
+@router.put("/share", summary="Share a file or directory of yours with users (207)",
+            description='Body: {"file-uri": "…"} or {"directory": "…"} ("" is all your '
+            'files), "users": ["…"], "permissions": "R" | "RW" | "RWD" (default R)')
+async def put_share(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise APIError(400, "body: expected a JSON object", field="body")
+    perms = v.permissions(body.get("permissions", "R"))
+    users = _strings(body.get("users"), "users")
+    if not users:
+        raise APIError(400, "users: name at least one user", field="users")
+    for i, name in enumerate(users):
+        v.user_name(name, f"users[{i}]")
+    uri = body.get("file-uri")
+    if uri is not None:
+        v.uri(uri)
+    d = v.directory(body["directory"]) if body.get("directory") is not None else None
+    return _multi(await _call(s.share, u, users, perms, uri=uri, directory=d))
+
+
+@router.delete("/share", summary="Revoke shares (207)")
+async def delete_share(file_uri: str | None = Query(None, alias="file-uri"),
+                       directory: str | None = None, user: list[str] = Query(...),
+                       u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    users = [v.user_name(n) for n in user]
+    if file_uri is not None:
+        v.uri(file_uri)
+    d = v.directory(directory) if directory is not None else None
+    return _multi(await _call(s.revoke, u, users, uri=file_uri, directory=d))
+
+
+@router.get("/share", summary="Shares you granted and received")
+async def get_shares(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    return await _call(s.list_shares, u)
+
+
+# -- relations -------------------------------------------------------------------------------
+@router.post("/relation", summary="Link files with named relations",
+             description='Body: {"source": uri, "target": uri, "relation": "derivedFrom"} '
+             "(201) or a list of them (207).")
+async def post_relation(request: Request, u: DlsUser = Caller,
+                        s: DatalakeStore = Store) -> Any:
+    body = await read_json(request)
+    many = isinstance(body, list)
+    out = []
+    for i, item in enumerate(body if many else [body]):
+        f = f"[{i}]" if many else ""
+        try:
+            if not isinstance(item, dict):
+                raise APIError(400, f"{f or 'body'}: expected a JSON object")
+            src = item.get("source")
+            dst = item.get("target")
+            v.uri(src, f"{f}.source" if f else "source")
+            v.uri(dst, f"{f}.target" if f else "target")
+            name = v.relation_name(item.get("relation"), f"{f}.relation" if f else "relation")
+            out.append(await _call(s.link, u, src, dst, name))
+        except APIError as exc:
+            if not many:
+                raise
+            out.append({"key": "relation", "value": str(item)[:200], "code": exc.status,
+                        "messages": [exc.message]})
+    if not many:
+        item = out[0]
+        if item["code"] >= 400:
+            raise APIError(item["code"], f"already.exists: {item['value']}", field="relation")
+        return JSONResponse(item, status_code=201)
+    return _multi(out)
+
+
+@router.get("/relation", summary="Relations between files you can read",
+            description="file-uri: only those of this file (as source or target); "
+            "relation: only this name.")
+async def get_relation(file_uri: str | None = Query(None, alias="file-uri"),
+                       relation: str | None = None, u: DlsUser = Caller,
+                       s: DatalakeStore = Store) -> Any:
+    name = v.relation_name(relation) if relation is not None else None
+    return await _call(s.relations, u, file_uri, name)
+
+
+@router.delete("/relation", summary="Remove relations from source to target")
+async def delete_relation(source: str, target: str, relation: str | None = None,
+                          u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    name = v.relation_name(relation) if relation is not None else None
+    return await _call(s.unlink, u, source, target, name)
+
+
+# -- the tenant admin's ------------------------------------------------------------------------
+@router.post("/admin/users", status_code=201, summary="Register a DLS user; answers its key",
+             description='Body: {"user": "name"}. The key is shown once; 409 if the user '
+             "exists (POST /admin/users/{user}/key gives a new key).")
+async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise APIError(400, "body: expected a JSON object", field="body")
+    return await _call(s.create_user, t, v.user_name(body.get("user")))
+
+
+@router.get("/admin/users", summary="DLS users of the tenant")
+async def list_users(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    return await _call(s.list_users, t)
+
+
+@router.post("/admin/users/{name}/key", summary="A new key for a user (the old one stops)")
+async def new_key(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    return await _call(s.new_key, t, v.user_name(name))
+
+
+@router.delete("/admin/users/{name}", summary="Remove a DLS user who owns no files")
+async def delete_user(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    return await _call(s.delete_user, t, v.user_name(name))
+
+
+@router.get("/admin/storage", summary="The tenant's storage: type, bytes used, quota")
+async def storage(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    return await _call(s.storage, t)
