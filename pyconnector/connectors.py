@@ -49,3 +49,9 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
         from .sos import SensorObservation
 
         return SensorObservation(self.http)
+
+    def Datalake(self, dlsKey: str | None = None) -> Any:  # noqa: N802,N803 - TCUP guide naming
+        """The Data Lake Service connector; ``dlsKey`` defaults to the config's ``dls_key``."""
+        from .datalake import Datalake
+
+        return Datalake(self.http, dlsKey)

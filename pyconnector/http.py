@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +112,8 @@ class HTTPCore:
         self.check(response)
         return response.content
 
-    def download(self, path: str, dest: str | os.PathLike[str], *, progress: bool = False,
+    def download(self, path: str, dest: str | os.PathLike[str], *,
+                 progress: bool | None = False,
                  **kwargs: Any) -> Path:
         """Stream a GET answer to ``dest`` without holding it in memory."""
         dest = Path(dest)
@@ -134,7 +136,7 @@ class HTTPCore:
         return dest
 
     def upload(self, method: str, path: str, source: str | os.PathLike[str], *,
-               progress: bool = False, **kwargs: Any) -> Any:
+               progress: bool | None = False, **kwargs: Any) -> Any:
         """Stream the file at ``source`` as the request body (never read whole)."""
         source = Path(source)
         size = source.stat().st_size
@@ -160,8 +162,14 @@ class _NoBar:
         return None
 
 
-def _progress(total: int | None, label: str, enabled: bool) -> Any:
-    """A tqdm bar in bytes when asked for (``progress=True``), else nothing."""
+AUTO_PROGRESS_BYTES = 8 << 20
+
+
+def _progress(total: int | None, label: str, enabled: bool | None) -> Any:
+    """A tqdm bar in bytes when asked for (``progress=True``), else nothing; ``None``
+    means a bar on a terminal for transfers over 8 MiB (or of unknown size)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty() and (total is None or total > AUTO_PROGRESS_BYTES)
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm

@@ -154,6 +154,20 @@ class Server(ServerProcess):
 
         return pyconnector.connectors(api_key=api_key or self.new_key(), URL=self.url, **kw)
 
+    def dls_key(self, tenant: str, user: str) -> str:
+        """``pyconnector dlsuser create``: a new DLS key for ``user`` of ``tenant``."""
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "pyconnector_server.cli", "dlsuser", "create",
+                "--data-dir", str(self.data_dir), "--tenant", tenant, "--user", user]
+        if self.db:
+            args += ["--db", self.db]
+        out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
+        lines = out.stdout.splitlines()
+        assert len(lines) == 1 and len(lines[0]) == 64, out.stdout  # the key, only that
+        return lines[0]
+
 
 def start_server(data_dir: Path, db: str = "", *extra: str) -> Server:
     """Start ``pyconnector serve`` on a free port and wait until /health answers."""

@@ -1,0 +1,368 @@
+"""Data Lake Service connector: ``conn.Datalake()``.
+
+Files are named by URIs ``<tenant>/<user>/[<directory>/][<savepoint>/]<filename>``
+(see docs/datalake.md). Every call sends your DLS user key as ``x-dls-key``; the admin
+calls (``createUser``…) need only the tenant's API key.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import ConfigError, DataError, PyConnectorError
+from .http import HTTPCore
+
+BASE = "/api/dls"
+FILE_TYPES = ("file", "bytes")
+# File name endings → how getFile(..., 'dataframe') reads them.
+FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet",
+           ".pq": "parquet", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+Uris = str | Iterable[str]
+
+
+def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def metadata_items(metadata: Any) -> list[str]:
+    """``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"`` as TCUP's
+    ``key=value`` strings; a value with a comma is quoted."""
+    if metadata is None:
+        return []
+    if isinstance(metadata, str):
+        return [metadata]
+    if isinstance(metadata, dict):
+        out = []
+        for key, value in metadata.items():
+            text = str(value)
+            out.append(f"{key}='{text}'" if "," in text else f"{key}={text}")
+        return out
+    return [str(m) for m in metadata]
+
+
+def _uris(fileUri: Uris) -> list[str]:  # noqa: N803
+    uris = [fileUri] if isinstance(fileUri, str) else list(fileUri)
+    if not uris:
+        raise PyConnectorError("fileUri: give at least one file URI")
+    return uris
+
+
+def _format(uri: str, fmt: str | None) -> str:
+    if fmt:
+        if fmt.lower() not in set(FORMATS.values()):
+            raise PyConnectorError(f"format must be one of csv, tsv, parquet, json, jsonl; "
+                                   f"got {fmt!r}")
+        return fmt.lower()
+    suffix = PurePosixPath(uri).suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"cannot tell how to read {uri!r} as a table from its name: pass "
+                        "format='csv'|'tsv'|'parquet'|'json'|'jsonl', or use "
+                        "responseType='file' or 'bytes'")
+    return FORMATS[suffix]
+
+
+def read_frame(path: str | os.PathLike[str], fmt: str, uri: str = "",
+               **options: Any) -> Any:
+    """A DataFrame of the file at ``path`` in format ``fmt``; :class:`DataError` (naming
+    ``uri``) if pandas cannot read it."""
+    import pandas as pd
+
+    name = uri or str(path)
+    try:
+        if fmt in ("csv", "tsv"):
+            if fmt == "tsv":
+                options.setdefault("sep", "\t")
+            return pd.read_csv(path, **options)
+        if fmt == "parquet":
+            return pd.read_parquet(path, **options)
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, **options)
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+            return pd.DataFrame(data, **options)
+        return pd.json_normalize(data, **options)
+    except (ValueError, OSError, TypeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read {name!r} as {fmt.upper()}: {first}") from exc
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A catalog record with its metadata as one ``k=v; k2=v2`` column, for tables."""
+    out = {k: v for k, v in row.items() if k != "metadata"}
+    if "metadata" in row:
+        out["metadata"] = "; ".join(f"{m['name']}={m['value']}" for m in row["metadata"])
+    return out
+
+
+class Datalake:
+    """Files, catalog, shares and relations of the platform's Data Lake Service.
+
+    Reads take ``responseType``: ``'json'`` (default), ``'table'``, ``'dataframe'`` or
+    ``'csv'``; :meth:`getFile` also takes ``'file'`` (save to disk) and ``'bytes'``.
+    """
+
+    def __init__(self, http: HTTPCore, dlsKey: str | None = None) -> None:  # noqa: N803
+        self.http = http
+        self.dls_key = dlsKey or http.config.dls_key
+
+    def __repr__(self) -> str:
+        return f"Datalake(url={self.http.config.url!r}, dls_key={'set' if self.dls_key else 'unset'})"
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        if not self.dls_key:
+            raise ConfigError("no DLS key: pass conn.Datalake(dlsKey='…'), or set dls_key in "
+                              "the config file or PYCONNECTOR_DLS_KEY")
+        return {"x-dls-key": self.dls_key, **(extra or {})}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = self._headers(kwargs.pop("headers", None))
+        return self.http.request(method, BASE + path, headers=headers, **kwargs)
+
+    @staticmethod
+    def _render(data: Any, responseType: str, rows: Any = None) -> Any:  # noqa: N803
+        from .formats import render
+
+        return render(data, responseType, rows)
+
+    # -- files ------------------------------------------------------------------------------------
+    def uploadFile(self, filename: str | os.PathLike[str], directory: str | None = None,  # noqa: N802
+                   savepoint: str | None = None, metadata: Any = None,
+                   comment: str | None = None, mode: str = "RESTRICT",
+                   name: str | None = None, fileUri: str | None = None,  # noqa: N803
+                   progress: bool | None = None) -> dict[str, Any]:
+        """Upload the local file ``filename`` (streamed, never read whole).
+
+        It lands in your area as ``[directory/][savepoint/]name`` (``name`` defaults to the
+        local file's name), or replaces/extends the file ``fileUri`` you may write.
+        ``metadata``: ``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"``;
+        a ``private@key`` is yours alone. ``mode``: ``RESTRICT`` (refuse if it exists),
+        ``OVERWRITE``, ``APPEND`` or ``ARCHIVE``. A progress bar shows for files over 8 MiB
+        on a terminal, or when ``progress=True``. Answers ``{code, message, uri, size-bytes}``.
+        """
+        path = Path(filename)
+        params = _drop_none({
+            "directory": directory, "savepoint": savepoint, "comment": comment, "mode": mode,
+            "metadata": metadata_items(metadata) or None, "file-uri": fileUri,
+            "filename": None if fileUri else (name or path.name)})
+        ctype = mimetypes.guess_type(name or path.name)[0] or "application/octet-stream"
+        return self.http.upload("POST", f"{BASE}/file", path, progress=progress, params=params,
+                                headers=self._headers({"content-type": ctype}))
+
+    def getFile(self, fileUri: Uris, responseType: str = "json",  # noqa: N802,N803
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,  # noqa: N803
+                progress: bool | None = None, **readOptions: Any) -> Any:  # noqa: N803
+        """Files of the data lake, by URI (one, or a list).
+
+        * ``'dataframe'`` (and ``'json'``, ``'table'``, ``'csv'``): the file's data, read
+          by its name ending — CSV (``.csv``, ``.txt``, ``.tsv``), Parquet (``.parquet``)
+          or JSON (``.json``, ``.jsonl``); ``format=`` overrides, and ``readOptions`` go
+          to the pandas reader. Several URIs give one table of all their rows, with a
+          ``fileUri`` column first.
+        * ``'file'``: save to ``target`` (a directory, default the current one, or for
+          one URI a file path) and return the path (a list of paths for several URIs).
+        * ``'bytes'``: the bytes (``byteRange=(start, end)``, end exclusive, for a part).
+        """
+        uris = _uris(fileUri)
+        rt = (responseType or "json").lower()
+        range_header = self._range(byteRange)
+        if rt == "bytes":
+            out = [self._bytes(u, range_header) for u in uris]
+            return out[0] if isinstance(fileUri, str) or len(out) == 1 else out
+        if rt == "file":
+            paths = [self._save(u, self._dest(u, target, len(uris)), range_header, progress)
+                     for u in uris]
+            return paths[0] if isinstance(fileUri, str) else paths
+        from .formats import check_response_type
+
+        check_response_type(rt)
+        import pandas as pd
+
+        frames = []
+        with tempfile.TemporaryDirectory(prefix="pyconnector-") as tmp:
+            for i, uri in enumerate(uris):
+                fmt = _format(uri, format)
+                dest = self._save(uri, Path(tmp) / f"{i}{PurePosixPath(uri).suffix}",
+                                  range_header, progress)
+                frame = read_frame(dest, fmt, uri, **readOptions)
+                dest.unlink()
+                if len(uris) > 1:
+                    frame.insert(0, "fileUri", uri)
+                frames.append(frame)
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return self._render(frame, rt)
+
+    def downloadFile(self, fileUri: Uris, target: str | os.PathLike[str] | None = None,  # noqa: N802,N803
+                     byteRange: tuple[int, int | None] | None = None,  # noqa: N803
+                     progress: bool | None = None) -> Path | list[Path]:
+        """Save files to ``target`` (see :meth:`getFile` with ``responseType='file'``)."""
+        return self.getFile(fileUri, "file", target=target, byteRange=byteRange,
+                            progress=progress)
+
+    @staticmethod
+    def _range(byteRange: tuple[int, int | None] | None) -> dict[str, str]:  # noqa: N803
+        if byteRange is None:
+            return {}
+        start, end = byteRange
+        if start < 0 or (end is not None and end <= start):
+            raise PyConnectorError(f"byteRange must be (start, end) with 0 <= start < end; "
+                                   f"got {byteRange!r}")
+        return {"range": f"bytes={start}-{'' if end is None else end - 1}"}
+
+    @staticmethod
+    def _dest(uri: str, target: str | os.PathLike[str] | None, count: int) -> Path:
+        name = PurePosixPath(uri).name
+        if target is None:
+            return Path.cwd() / name
+        t = Path(target)
+        if t.is_dir() or count > 1:
+            t.mkdir(parents=True, exist_ok=True)
+            return t / name
+        return t
+
+    def _save(self, uri: str, dest: Path, range_header: dict[str, str],
+              progress: bool | None) -> Path:
+        return self.http.download(f"{BASE}/file", dest, progress=progress,
+                                  params={"file-uri": uri},
+                                  headers=self._headers(range_header))
+
+    def _bytes(self, uri: str, range_header: dict[str, str]) -> bytes:
+        return self.http.get_bytes(f"{BASE}/file", params={"file-uri": uri},
+                                   headers=self._headers(range_header))
+
+    def deleteFile(self, fileUri: Uris) -> list[dict[str, Any]]:  # noqa: N802,N803
+        """Delete files; one TCUP ``DlsResponse`` (``key, value, code, messages``) each."""
+        return self._call("DELETE", "/file", params={"file-uri": _uris(fileUri)})
+
+    def updateMetadata(self, fileUri: str, metadata: Any = None,  # noqa: N802,N803
+                       remove: list[str] | None = None,
+                       comment: str | None = None) -> dict[str, Any]:
+        """Set metadata (same forms as :meth:`uploadFile`), ``remove`` keys, or change
+        the comment of a file you may write."""
+        body = _drop_none({"metadata": metadata_items(metadata), "remove": remove,
+                           "comment": comment})
+        return self._call("PUT", "/file/metadata", params={"file-uri": fileUri}, json=body)
+
+    # -- catalog ----------------------------------------------------------------------------------
+    def searchFile(self, text: str | None = None, time: Any = None,  # noqa: N802
+                   size: str | list[str] | None = None, metadata: str | None = None,
+                   filename: str | None = None, directory: str | None = None,
+                   savepoint: str | None = None, user: str | None = None,
+                   uri: str | None = None, ownFile: bool | None = None,  # noqa: N803
+                   sort: str | None = None, order: str | None = None,
+                   pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
+                   responseType: str = "json") -> Any:  # noqa: N803
+        """Search the catalog (files you own or that are shared with you).
+
+        ``metadata``: an expression such as ``"site='pune' & rate>=5"`` (``,`` is OR,
+        ``&`` AND, brackets group, ``*`` is a wildcard); ``size``: ``">10mb"`` (or a
+        list, all must hold); ``time``: a start, or ``(start, end)``, of the upload
+        time; ``sort``: ``createdOn``, ``fileName``, ``size`` or ``updatedOn``. ``json``
+        answers the page ``{page, page-size, total-page, count, result}``; the tabular
+        types have one row per file of the page.
+        """
+        times = None if time is None else [str(t) for t in (
+            time if isinstance(time, (list, tuple)) else [time])]
+        params = _drop_none({
+            "text": text, "time": times, "size": size, "metadata": metadata,
+            "filename": filename, "directory": directory, "savepoint": savepoint,
+            "user": user, "uri": uri,
+            "ownFile": None if ownFile is None else str(ownFile).lower(), "sort": sort,
+            "order": order, "pageNo": pageNo, "pageSize": pageSize})
+        data = self._call("GET", "/catalog", params=params)
+        return self._render(data, responseType, lambda d: [_flat(r) for r in d["result"]])
+
+    def getFileInfo(self, fileUri: str, responseType: str = "json") -> Any:  # noqa: N802,N803
+        """The catalog record of one file: size, owner, times, metadata, your permissions."""
+        data = self._call("GET", "/catalog", params={"uri": fileUri})
+        if not data["result"]:
+            from .errors import NotFoundError
+
+            raise NotFoundError(404, f"not.found: no file {fileUri!r} is visible to you")
+        return self._render(data["result"][0], responseType, _flat)
+
+    def exploreDirectory(self, path: str | None = None, user: str | None = None,  # noqa: N802
+                         pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
+                         responseType: str = "json") -> Any:  # noqa: N803
+        """A directory (default your root; ``user`` for another user's shared area): its
+        subdirectories and its files. Tables have a ``type`` column (directory/file)."""
+        params = _drop_none({"path": path, "user": user, "pageNo": pageNo,
+                             "pageSize": pageSize})
+        data = self._call("GET", "/catalog/explore", params=params)
+        return self._render(data, responseType, lambda d: [
+            {"type": "directory", **x} for x in d["directories"]] + [
+            {"type": "file", **_flat(x)} for x in d["files"]])
+
+    # -- sharing ---------------------------------------------------------------------------------
+    def shareFile(self, fileUri: str, users: str | list[str],  # noqa: N802,N803
+                  permissions: str = "R") -> list[dict[str, Any]]:
+        """Let other users of your tenant read (``R``), write (``W``) or delete (``D``)
+        a file of yours; one DlsResponse per user."""
+        return self._call("PUT", "/share", json={
+            "file-uri": fileUri, "users": [users] if isinstance(users, str) else users,
+            "permissions": permissions})
+
+    def shareDirectory(self, directory: str, users: str | list[str],  # noqa: N802
+                       permissions: str = "R") -> list[dict[str, Any]]:
+        """Share a directory of yours and everything below it (``""``: all your files)."""
+        return self._call("PUT", "/share", json={
+            "directory": directory, "users": [users] if isinstance(users, str) else users,
+            "permissions": permissions})
+
+    def revokeShare(self, users: str | list[str], fileUri: str | None = None,  # noqa: N802,N803
+                    directory: str | None = None) -> list[dict[str, Any]]:
+        """Take back a share of a file or a directory."""
+        params = _drop_none({"file-uri": fileUri, "directory": directory,
+                             "user": [users] if isinstance(users, str) else users})
+        return self._call("DELETE", "/share", params=params)
+
+    def getShares(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+        """The shares you granted and those you received."""
+        return self._render(self._call("GET", "/share"), responseType)
+
+    # -- relations -------------------------------------------------------------------------------
+    def createRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
+                       relation: str) -> dict[str, Any]:
+        """Link ``sourceUri`` to ``targetUri`` with a named relation (``"derivedFrom"``)."""
+        return self._call("POST", "/relation", json={
+            "source": sourceUri, "target": targetUri, "relation": relation})
+
+    def getRelation(self, fileUri: str | None = None, relation: str | None = None,  # noqa: N802,N803
+                    responseType: str = "json") -> Any:  # noqa: N803
+        """Relations between files you can read: all, those of ``fileUri``, or of one name."""
+        params = _drop_none({"file-uri": fileUri, "relation": relation})
+        return self._render(self._call("GET", "/relation", params=params), responseType)
+
+    def deleteRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
+                       relation: str | None = None) -> dict[str, Any]:
+        """Remove the relations from source to target (only ``relation``, if given)."""
+        return self._call("DELETE", "/relation", params=_drop_none({
+            "source": sourceUri, "target": targetUri, "relation": relation}))
+
+    # -- the tenant admin's (API key only) ------------------------------------------------------------
+    def createUser(self, user: str) -> dict[str, Any]:  # noqa: N802
+        """Register a DLS user of your tenant; the answer holds its key (``dlsKey``)."""
+        return self.http.request("POST", f"{BASE}/admin/users", json={"user": user})
+
+    def getUsers(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+        return self._render(self.http.request("GET", f"{BASE}/admin/users"), responseType)
+
+    def newUserKey(self, user: str) -> dict[str, Any]:  # noqa: N802
+        """A new key for ``user``; the old one stops working."""
+        return self.http.request("POST", f"{BASE}/admin/users/{user}/key")
+
+    def deleteUser(self, user: str) -> dict[str, Any]:  # noqa: N802
+        return self.http.request("DELETE", f"{BASE}/admin/users/{user}")
+
+    def getStorage(self) -> dict[str, Any]:  # noqa: N802
+        """The tenant's storage: type, bytes used, quota, file count."""
+        return self.http.request("GET", f"{BASE}/admin/storage")
