@@ -47,7 +47,7 @@ def test_seed_guide_dls_lines_verbatim(any_server, tmp_path, capsys) -> None:
     # import pyconnector library
     import pyconnector
     # Load the configuration details from a file or using explicit parameters
-    conn = pyconnector.connectors((str(config)))  # If configuration parameters present in a file
+    conn = pyconnector.connectors((str(config)))  # If configuration parameters present in a file  # noqa: UP034
     # Load Service oriented connector for Datalake
     dls = conn.Datalake()
     # For example, to get all the existing relations present in DLS :
