@@ -11,7 +11,7 @@ The format (the same both ways, so a download uploads again unchanged)::
 * Every other column is an observed property; an empty cell means no value. A property
   not yet known is registered as a quantity if its first value is a number, else text.
 * UTF-8, comma-separated, one record per line, RFC 4180 quoting (no line breaks inside
-  values).
+  values). Blank lines are skipped; the line numbers in errors still count them.
 
 The file is streamed to disk, then read in blocks of columns (pyarrow), checked
 vectorised, and written in one transaction: any bad line rolls back everything and the
@@ -20,7 +20,6 @@ error names the line and the column.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 from collections.abc import Iterator
@@ -49,14 +48,15 @@ def _error(line: int, column: str, message: str, status: int = 400) -> APIError:
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        try:
-            header = next(csv.reader(fh))
-        except StopIteration:
-            raise APIError(400, "line 1: the file is empty; expected a header "
-                                "'time,sensor[,feature],<property>…'", line=1) from None
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise APIError(400, f"line 1: unreadable header: {exc}", line=1) from None
+    with open(path, "rb") as fh:
+        first = fh.readline()  # line 1 only: a bad byte further down is reported where it is
+    if not first:
+        raise APIError(400, "line 1: the file is empty; expected a header "
+                            "'time,sensor[,feature],<property>…'", line=1)
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise APIError(400, f"line 1: unreadable header: {exc}", line=1) from None
     header = [h.strip() for h in header]
     for col in REQUIRED:
         if col not in header:
@@ -82,26 +82,42 @@ def ingest_csv(store: SosStore, t: Tenant, path: Path) -> dict[str, Any]:
     """Store every observation of the CSV file at ``path``, or none of them."""
     header = _header(path)
     props_in_file = [c for c in header if c not in v.RESERVED]
-    skipped: list[int] = []  # physical line numbers of blank lines pyarrow dropped
     bad: list[Any] = []
 
     def on_invalid(row: Any) -> str:
         if row.actual_columns == 1 and not row.text.strip():
-            skipped.append(row.number)
-            return "skip"
+            return "skip"  # a line of only spaces: blank, like the empty lines pyarrow skips
         bad.append(row)
         return "error"
 
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False,
-                                       skip_rows=1, column_names=header,
-                                       encoding="utf-8"),
-        parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=False,
-                                         invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in header}, strings_can_be_null=False),
-    )
+    def read_error(exc: Exception, done: int) -> APIError:
+        if bad:
+            row = bad[0]
+            n = _physical_line(path, row.number, skip_spaces=False)
+            short = row.actual_columns < len(header)
+            missing = header[row.actual_columns] if short else None
+            return APIError(400, f"line {n}: {f'{missing}: ' if short else ''}expected "
+                                 f"{row.expected_columns} columns, got {row.actual_columns}",
+                            field=missing, line=n)
+        n = _first_undecodable_line(path)
+        if n is not None:
+            return APIError(400, f"line {n}: not valid UTF-8", line=n)
+        return APIError(400, f"unreadable CSV after line "
+                             f"{_physical_line(path, done + 1, skip_spaces=True)}: {exc}")
+
+    try:  # opening reads the first block, so a bad first block fails here
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False,
+                                           skip_rows=1, column_names=header,
+                                           encoding="utf-8"),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False, ignore_empty_lines=True,
+                                              invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in header}, strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise read_error(exc, 0) from None
     records = values = 0
     with store.db.write() as conn:
         sensors = {r.name: r for r in store.sensor_refs_in(conn, t)}
@@ -116,17 +132,11 @@ def ingest_csv(store: SosStore, t: Tenant, path: Path) -> dict[str, Any]:
             except StopIteration:
                 break
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                if bad:
-                    row = bad[0]
-                    raise APIError(400, f"line {row.number}: expected {row.expected_columns} "
-                                        f"columns, got {row.actual_columns}",
-                                   line=row.number) from None
-                raise APIError(400, f"unreadable CSV after line {done + 1}: {exc}") from None
+                raise read_error(exc, done) from None
 
             def line(i: int, base: int = done) -> int:
-                # Physical line of data row i of this block: header + rows before + blanks.
-                n = base + i + 2
-                return n + bisect.bisect_right(skipped, n + len(skipped))
+                # Physical line of data row i of this block (looked up on errors only).
+                return _physical_line(path, base + i + 2, skip_spaces=True)
 
             n = block.num_rows
             times, bad_at = parse_times(block["time"].to_numpy(zero_copy_only=False))
@@ -164,6 +174,31 @@ def ingest_csv(store: SosStore, t: Tenant, path: Path) -> dict[str, Any]:
         store.link_outputs(conn, links)
     return {"code": 201, "message": f"{records} record(s), {values} value(s) stored",
             "records": records, "values": values}
+
+
+def _physical_line(path: Path, nth: int, skip_spaces: bool) -> int:
+    """The physical line number (header = 1) of the ``nth`` line as pyarrow counts them:
+    without empty lines and, for data rows (``skip_spaces``), without lines of spaces."""
+    seen = 0
+    with open(path, "rb") as fh:
+        for physical, raw in enumerate(fh, 1):
+            text = raw.rstrip(b"\r\n")
+            if physical > 1 and not (text.strip() if skip_spaces else text):
+                continue
+            seen += 1
+            if seen == nth:
+                return physical
+    return nth
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return n
+    return None
 
 
 def _check_features(block: pa.RecordBatch, names: pd.Series, sensors: dict[str, Any],

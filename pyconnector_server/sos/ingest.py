@@ -58,8 +58,9 @@ def _item(raw: Any, i: int, sensors: dict[str, SensorRef], props: dict[str, Prop
 def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> dict[str, Any]:
     body = v.obj(body, "body")
     raw_items = v.items(body.get("observations"), "observations")
-    names = {o.get("sensor") for o in raw_items if isinstance(o, dict)}
-    names = [n for n in names if isinstance(n, str)]
+    # Only strings: a dict or list in `sensor` is unhashable; _item reports it as a 400.
+    names = list({o["sensor"] for o in raw_items
+                  if isinstance(o, dict) and isinstance(o.get("sensor"), str)})
     results: list[dict[str, Any]] = []
     with store.db.write() as conn:
         sensors = {r.name: r for r in store.sensor_refs_in(conn, t, names)}

@@ -117,6 +117,8 @@ def decode_cursor(raw: str | None) -> tuple[int, int] | None:
         return None
     try:
         t, s = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+        if not (abs(int(t)) < 2**63 and 0 <= int(s) < 2**63):  # forged: would overflow
+            raise ValueError
         return int(t), int(s)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("cursor: not a cursor this server issued", "cursor") from None

@@ -91,7 +91,9 @@ async def create_features(request: Request, t: Tenant = Auth, s: SosStore = Stor
 
 
 @router.get("/features", summary="List features")
-async def list_features(parent: str | None = None, limit: int | None = None, offset: int = 0,
+async def list_features(parent: str | None = None,
+                        limit: int | None = Query(None, ge=0, le=v.MAX_COUNT),
+                        offset: int = Query(0, ge=0, le=v.MAX_COUNT),
                         t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await _call(s.list_features, t, parent, limit, offset)
 
@@ -121,7 +123,9 @@ async def create_sensors(request: Request, t: Tenant = Auth, s: SosStore = Store
 
 
 @router.get("/sensors", summary="List sensors, optionally of one feature")
-async def list_sensors(feature: str | None = None, limit: int | None = None, offset: int = 0,
+async def list_sensors(feature: str | None = None,
+                       limit: int | None = Query(None, ge=0, le=v.MAX_COUNT),
+                       offset: int = Query(0, ge=0, le=v.MAX_COUNT),
                        t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await _call(s.list_sensors, t, feature, limit, offset)
 

@@ -134,6 +134,11 @@ def value(v: Any, ptype: str, field: str) -> tuple[float | None, str | None]:
     return num, None
 
 
+# The largest count a query parameter may ask for (limit, offset, latest): beyond it the
+# SQL LIMIT/OFFSET of either store overflows.
+MAX_COUNT = 2**31 - 1
+
+
 def positive_int(raw: str | None, field: str, default: int | None = None,
                  maximum: int | None = None) -> int | None:
     if raw is None or raw == "":
@@ -144,6 +149,7 @@ def positive_int(raw: str | None, field: str, default: int | None = None,
         raise bad_request(f"{field}: expected an integer, got {raw!r}", field) from None
     if n < 0:
         raise bad_request(f"{field}: must not be negative", field)
-    if maximum is not None and n > maximum:
+    maximum = MAX_COUNT if maximum is None else maximum
+    if n > maximum:
         raise bad_request(f"{field}: at most {maximum}", field)
     return n

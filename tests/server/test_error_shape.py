@@ -1,0 +1,146 @@
+"""One error shape for every failure, across route families:
+``{"code": int, "message": str[, "field": str][, "line": int]}``, with ``code`` equal to
+the HTTP status wherever the status is not TCUP's 200-with-the-code-in-the-body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOS = "/api/sos/v2.0"
+CSV = {"content-type": "text/csv"}
+OPTIONAL = {"field": str, "line": int}
+
+
+def _check_shape(body: Any, where: str) -> None:
+    assert isinstance(body, dict), where
+    assert {"code", "message"} <= set(body) <= {"code", "message", *OPTIONAL}, (where, body)
+    assert type(body["code"]) is int and 400 <= body["code"] <= 599, (where, body)
+    assert isinstance(body["message"], str) and body["message"].strip(), (where, body)
+    for key, kind in OPTIONAL.items():
+        if key in body:
+            assert type(body[key]) is kind and body[key] != "", (where, body)
+
+
+def test_every_error_has_the_one_shape(make_app: Any) -> None:
+    api = make_app(max_body_bytes=1000, max_upload_bytes=5000)
+    assert api.post(f"{SOS}/features", json={"name": "tf1"}).json()["code"] == 201
+    assert api.post(f"{SOS}/sensors", json={"name": "ts1", "feature": "tf1",
+                                            "outputs": ["temp"]}).json()["code"] == 201
+    c, key = api.client, {"x-api-key": api.api_key}
+    big_csv = "time,sensor,temp\n" + "2024-05-01T10:00:00Z,ts1,1\n" * 300
+    bad_obs = {"observations": [{"sensor": "ts1", "record": [
+        {"starttime": "yesterday", "output": [{"name": "temp", "value": 1}]}]}]}
+
+    # (label, response, HTTP status, body code, field, line); None: not checked/absent.
+    cases: list[tuple[str, Any, int, int, str | None, int | None]] = [
+        # SOS GET/DELETE: real statuses.
+        ("sos get 404", api.get(f"{SOS}/features/nope"), 404, 404, None, None),
+        ("sos delete 404", api.delete(f"{SOS}/sensors/nope"), 404, 404, None, None),
+        ("sos delete 409", api.delete(f"{SOS}/features/tf1"), 409, 409, None, None),
+        ("sos query 404", api.get(f"{SOS}/observations", params={"sensor": "nope"}),
+         404, 404, None, None),
+        ("sos delete 400", api.delete(f"{SOS}/observations"), 400, 400, "sensor", None),
+        # SOS POST/PUT: HTTP 200, the real code in the body.
+        ("sos post 400", api.post(f"{SOS}/features", json={"name": 5}),
+         200, 400, "feature.name", None),
+        ("sos post 409", api.post(f"{SOS}/features", json={"name": "tf1"}),
+         200, 409, "feature.name", None),
+        ("sos put 404", api.put(f"{SOS}/sensors/nope", json={}), 200, 404, None, None),
+        ("sos post malformed", api.post(f"{SOS}/features", content=b"{",
+                                        headers={"content-type": "application/json"}),
+         200, 400, None, None),
+        ("sos observations 400", api.post(f"{SOS}/observations", json={"observations": 3}),
+         200, 400, "observations", None),
+        ("sos csv 400", api.post(f"{SOS}/observations/csv",
+                                 content="time,sensor,temp\n2024-05-01T10:00:00Z,ts1,x\n",
+                                 headers=CSV), 200, 400, "temp", 2),
+        ("sos csv 404", api.post(f"{SOS}/observations/csv",
+                                 content="time,sensor,temp\n2024-05-01T10:00:00Z,no,1\n",
+                                 headers=CSV), 200, 404, "sensor", 2),
+        ("sos csv header", api.post(f"{SOS}/observations/csv", content="time,temp\n",
+                                    headers=CSV), 200, 400, "sensor", 1),
+        # Authentication: 401 everywhere, writes included.
+        ("401 get", c.get(f"{SOS}/count"), 401, 401, None, None),
+        ("401 post", c.post(f"{SOS}/features", json={"name": "x"}), 401, 401, None, None),
+        ("401 unknown key", c.put(f"{SOS}/features/tf1", json={},
+                                  headers={"x-api-key": "f" * 64}), 401, 401, None, None),
+        ("401 csv", c.post(f"{SOS}/observations/csv", content="time,sensor,temp\n",
+                           headers=CSV), 401, 401, None, None),
+        # Size: 413, by Content-Length and for JSON bodies over their own limit.
+        ("413 json", api.post(f"{SOS}/features", json={"name": "x", "description": "y" * 2000}),
+         413, 413, None, None),
+        ("413 csv", api.post(f"{SOS}/observations/csv", content=big_csv, headers=CSV),
+         413, 413, None, None),
+        # Framework failures: unknown route, method not allowed.
+        ("unknown route", c.get("/nope"), 404, 404, None, None),
+        ("unknown sos route", api.get(f"{SOS}/nope"), 404, 404, None, None),
+        ("unknown sos route post", api.post(f"{SOS}/nope", json={}), 404, 404, None, None),
+        ("405", api.delete(f"{SOS}/count"), 405, 405, None, None),
+        ("405 patch", c.patch(f"{SOS}/features/tf1", headers=key), 405, 405, None, None),
+        ("405 health", c.post("/health"), 405, 405, None, None),
+        # Query-parameter validation, by FastAPI and by our own checks.
+        ("limit=abc (list)", api.get(f"{SOS}/features", params={"limit": "abc"}),
+         400, 400, "limit", None),
+        ("offset=-1 (list)", api.get(f"{SOS}/sensors", params={"offset": "-1"}),
+         400, 400, "offset", None),
+        ("limit huge (list)", api.get(f"{SOS}/sensors", params={"limit": "9" * 30}),
+         400, 400, "limit", None),
+        ("cascade=maybe", api.delete(f"{SOS}/features/tf1", params={"cascade": "maybe"}),
+         400, 400, "cascade", None),
+        ("limit=abc (observations)", api.get(f"{SOS}/observations",
+                                             params={"sensor": "ts1", "limit": "abc"}),
+         400, 400, "limit", None),
+        ("latest huge", api.get(f"{SOS}/observations",
+                                params={"sensor": "ts1", "latest": "9" * 30}),
+         400, 400, "latest", None),
+        ("order", api.get(f"{SOS}/observations", params={"sensor": "ts1", "order": "up"}),
+         400, 400, "order", None),
+        ("format", api.get(f"{SOS}/observations", params={"sensor": "ts1", "format": "xml"}),
+         400, 400, "format", None),
+        ("timeFormat", api.get(f"{SOS}/observations",
+                               params={"sensor": "ts1", "timeFormat": "roman"}),
+         400, 400, "timeFormat", None),
+        ("start", api.get(f"{SOS}/observations", params={"sensor": "ts1", "start": "never"}),
+         400, 400, "start", None),
+        ("filter", api.get(f"{SOS}/observations", params={"sensor": "ts1", "filter": "temp"}),
+         400, 400, "filter", None),
+        ("cursor", api.get(f"{SOS}/observations", params={"sensor": "ts1", "cursor": "!!"}),
+         400, 400, "cursor", None),
+        ("forged cursor", api.get(f"{SOS}/observations",
+                                  params={"sensor": "ts1", "cursor": "OTk5OTk5OTk5OTk5OTk5"
+                                          "OTk5OTk5Ojk5OTk5OTk5OTk5OTk5OTk5OTk5OTk"}),
+         400, 400, "cursor", None),
+        ("x-routing", api.post(f"{SOS}/observations", json={"observations": []},
+                               headers={"x-routing": "pigeon"}), 200, 400, "x-routing", None),
+    ]
+    seen = set()
+    for label, r, status, code, field, line in cases:
+        assert label not in seen
+        seen.add(label)
+        assert r.status_code == status, (label, r.status_code, r.text)
+        assert r.headers["content-type"].startswith("application/json"), label
+        body = r.json()
+        _check_shape(body, label)
+        assert body["code"] == code, (label, body)
+        if status != 200:
+            assert body["code"] == r.status_code, (label, body)
+        assert body.get("field") == field, (label, body)
+        assert body.get("line") == line, (label, body)
+
+    # A batch answers per item: each failed item has the same shape, plus its index.
+    r = api.post(f"{SOS}/observations", json=bad_obs)
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"code", "message", "field", "results"}
+    _check_shape({k: v for k, v in body.items() if k != "results"}, "observation batch")
+    assert body["code"] == 400 and body["field"] == "observations[0].record[0].starttime"
+    for item in body["results"]:
+        assert type(item.pop("index")) is int
+        _check_shape(item, "observation batch item")
+    r = api.post(f"{SOS}/features", json=[{"name": "ok"}, {"name": "a/b"}])
+    body = r.json()
+    assert body["code"] == 207 and [x["code"] for x in body["results"]] == [201, 400]
+    failed = body["results"][1]
+    assert failed.pop("index") == 1
+    _check_shape(failed, "feature batch item")
+    assert failed["field"] == "features[1].name"
