@@ -124,12 +124,23 @@ def parse_times(values: Sequence[object] | np.ndarray) -> tuple[np.ndarray, int 
     import pandas as pd
 
     series = pd.Series(values, dtype="object")
-    parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
     out = np.empty(len(series), dtype=np.int64)
-    ok = parsed.notna().to_numpy()
-    if ok.any():
-        naive = parsed[ok].dt.tz_localize(None).to_numpy()
-        out[ok] = naive.astype("datetime64[ms]").view("int64")
+    # Digits are epoch milliseconds, as in parse_time; pandas would read "2015" as a year.
+    digits = series.str.fullmatch(r"\s*-?\d+\s*").fillna(False).to_numpy(dtype=bool)
+    ok = digits.copy()
+    if digits.any():
+        ms = pd.to_numeric(series[digits].str.strip(), errors="coerce").to_numpy(dtype=float)
+        inside = (ms >= _MS_MIN) & (ms <= _MS_MAX)
+        out[np.flatnonzero(digits)[inside]] = ms[inside].astype(np.int64)
+        ok[np.flatnonzero(digits)[~inside]] = False
+    rest = ~digits
+    if rest.any():
+        parsed = pd.to_datetime(series[rest], format="ISO8601", errors="coerce", utc=True)
+        good = parsed.notna().to_numpy()
+        idx = np.flatnonzero(rest)[good]
+        out[idx] = parsed[good].dt.tz_localize(None).to_numpy().astype(
+            "datetime64[ms]").view("int64")
+        ok[idx] = True
     for i in np.flatnonzero(~ok):
         try:
             out[i] = parse_time(series.iat[i])
