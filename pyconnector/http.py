@@ -125,7 +125,8 @@ class HTTPCore:
             total = int(response.headers.get("content-length", 0)) or None
             tmp = dest.with_name(dest.name + ".part")
             with _progress(total, dest.name, progress) as bar, open(tmp, "wb") as fh:
-                for chunk in response.iter_bytes(CHUNK):
+                # No chunk size: httpx re-chunking costs more than the copy it saves.
+                for chunk in response.iter_bytes():
                     fh.write(chunk)
                     bar.update(len(chunk))
             tmp.replace(dest)

@@ -9,6 +9,7 @@ TCUP's ``DlsResponse`` list (``key``, ``value``, ``code``, ``messages``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from ..auth import Tenant, current_tenant
+from ..backends.blobs import BlobWriter
 from ..errors import APIError
 from ..limits import read_json
 from . import validate as v
@@ -67,14 +69,40 @@ def _multi(items: list[dict[str, Any]]) -> JSONResponse:
 # -- files ---------------------------------------------------------------------------------
 async def _blocks(request: Request) -> AsyncIterator[bytes]:
     """The request body in blocks of about :data:`WRITE_BLOCK` bytes."""
-    buf = bytearray()
+    parts: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        buf += chunk
-        if len(buf) >= WRITE_BLOCK:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= WRITE_BLOCK:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+async def _stream_to(writer: BlobWriter, request: Request, room: int | None) -> int:
+    """Write the body to ``writer``; the next block is received while the last one is
+    written (a thread writes, the event loop reads), and ``room`` bytes at most."""
+    pending: asyncio.Future[None] | None = None
+    seen = 0
+    try:
+        async for block in _blocks(request):
+            seen += len(block)
+            if room is not None and seen > room:
+                raise dls_error(409, "insufficient.storage",
+                                f"the upload is bigger than the {room} bytes of quota left")
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(run_in_threadpool(writer.write, block))
+        if pending is not None:
+            await pending
+    except BaseException:
+        if pending is not None and not pending.done():
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([pending])
+        raise
+    return seen
 
 
 @router.post("/file", status_code=201, summary="Upload a file (the request body, streamed)",
@@ -112,11 +140,7 @@ async def upload(request: Request, filename: str | None = None, directory: str |
     key = s.new_blob_key(u.tenant)
     writer = await _call(s.blobs.writer, key)
     try:
-        async for block in _blocks(request):
-            if room is not None and writer.size + len(block) > room:
-                raise dls_error(409, "insufficient.storage",
-                                f"the upload is bigger than the {room} bytes of quota left")
-            await _call(writer.write, block)
+        await _stream_to(writer, request, room)
         size = await _call(writer.commit)
     except BaseException:
         with anyio.CancelScope(shield=True):
