@@ -39,7 +39,8 @@ from . import validate as v
 from .query import Result
 from .store import Prop, SosStore
 
-BLOCK_BYTES = 4 << 20
+# Arrow's CSV reader reads up to 32 blocks ahead, so this also caps its memory (~32 MiB).
+BLOCK_BYTES = 1 << 20
 REQUIRED = ("time", "sensor")
 
 

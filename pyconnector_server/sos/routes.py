@@ -7,9 +7,10 @@ while authentication (401) and size (413) failures keep their HTTP status.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -245,14 +246,19 @@ async def get_observations(
         return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
                                  headers={"content-disposition":
                                           'attachment; filename="observations.csv"'})
-    return Response(await _call(_arrow_bytes, result.table), media_type=ARROW_STREAM)
+    return StreamingResponse(_arrow_stream(result.table), media_type=ARROW_STREAM)
 
 
-def _arrow_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
+def _arrow_stream(table: pa.Table) -> Iterator[bytes]:
+    """The table as an Arrow IPC stream, sent a batch at a time as it is written."""
+    sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table, max_chunksize=65_536)
-    return sink.getvalue().to_pybytes()
+        for batch in table.to_batches(max_chunksize=65_536):
+            writer.write_batch(batch)
+            yield sink.getvalue()
+            sink.seek(0)
+            sink.truncate()
+    yield sink.getvalue()  # the schema if nothing came before, and the end-of-stream mark
 
 
 @router.delete("/observations", summary="Delete observations of sensors/a feature in a span")

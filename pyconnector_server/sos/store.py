@@ -2,15 +2,15 @@
 
 One implementation over SQLAlchemy serves SQLite and PostgreSQL. The only dialect
 branch is the bulk write of observation values (:meth:`SosStore.write_values`): an
-``executemany`` upsert on SQLite, ``COPY`` into a temporary table then one upsert on
-PostgreSQL. Every method scopes its queries to one tenant.
+``executemany`` upsert on SQLite; on PostgreSQL ``COPY`` straight into the table when
+every key is new, else ``COPY`` into a temporary table then one upsert. Every method scopes its queries to one tenant.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -498,22 +498,54 @@ class SosStore:
                "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (sensor_id, property_id, time_ms) "
                "DO UPDATE SET num = excluded.num, text = excluded.text")
         style = "?" if self.db.dialect == "sqlite" else "%s"
+        if style == "%s":
+            rows = list(rows)
+
+            def feed(copy: Any) -> None:
+                for row in rows:
+                    copy.write_row(row)
+
+            if self._pg_copy_new(conn, feed):
+                return
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.executemany(sql.format(p=style), rows if style == "?" else list(rows))
+            cursor.executemany(sql.format(p=style), rows)
         finally:
             cursor.close()
+
+    @staticmethod
+    def _pg_copy_new(conn: sa.Connection, feed: Callable[[Any], Any],
+                     options: str = "") -> bool:
+        """COPY values straight into sos_observation (PostgreSQL): the fast path when every
+        key is new. COPY cannot upsert, so if a key exists or repeats, a savepoint undoes
+        it and this answers False for the caller to upsert instead."""
+        from psycopg.errors import UniqueViolation
+
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute("SAVEPOINT sos_copy")
+            try:
+                with cur.copy(f"COPY sos_observation ({', '.join(VALUE_COLUMNS)}) "
+                              f"FROM STDIN{options}") as copy:
+                    feed(copy)
+            except UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT sos_copy")
+                return False
+            cur.execute("RELEASE SAVEPOINT sos_copy")
+        return True
 
     def write_table(self, conn: sa.Connection, table: pa.Table) -> None:
         """Upsert many values given as columns (sensor_id, property_id, time_ms, num, text)."""
         if self.db.dialect == "sqlite":
             self.write_values(conn, zip(*(table[c].to_pylist() for c in VALUE_COLUMNS)))
             return
-        # COPY cannot upsert, so it fills a temporary table that one INSERT … ON CONFLICT
-        # then merges; both stay inside the caller's transaction. Arrow writes the CSV.
+        # Arrow writes the CSV. New keys (the usual case) go straight in with COPY; else
+        # COPY fills a temporary table that one INSERT … ON CONFLICT then merges. Both
+        # stay inside the caller's transaction.
         buf = io.BytesIO()
         pacsv.write_csv(table.select(list(VALUE_COLUMNS)), buf,
                         write_options=pacsv.WriteOptions(include_header=False))
+        if self._pg_copy_new(conn, lambda copy: copy.write(buf.getbuffer()), " (FORMAT csv)"):
+            return
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS sos_observation_in "
