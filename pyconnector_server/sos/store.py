@@ -3,7 +3,8 @@
 One implementation over SQLAlchemy serves SQLite and PostgreSQL. The only dialect
 branch is the bulk write of observation values (:meth:`SosStore.write_values`): an
 ``executemany`` upsert on SQLite; on PostgreSQL ``COPY`` straight into the table when
-every key is new, else ``COPY`` into a temporary table then one upsert. Every method scopes its queries to one tenant.
+every key is new, else ``COPY`` into a temporary table then one upsert. Every method
+scopes its queries to one tenant.
 """
 
 from __future__ import annotations
