@@ -185,7 +185,8 @@ class SensorObservation:
                properties: Any, filter: Any, order: Any, limit: Any, offset: Any,
                cursor: Any = None) -> dict[str, Any]:
         def many(x: Any) -> Any:
-            return ",".join(x) if isinstance(x, (list, tuple, set)) else x
+            # Lists go as repeated parameters: names may hold commas.
+            return list(x) if isinstance(x, (list, tuple, set)) else x
 
         return _drop_none({
             "feature": feature, "sensor": many(sensor), "start": _time(start),

@@ -70,9 +70,10 @@ class ObservationQuery:
             raw = params.getlist(key) if hasattr(params, "getlist") else params.get(key)
             if not raw:
                 return None
+            # Names are exact (commas and spaces included): several values are given by
+            # repeating the parameter, never by splitting one.
             raw = raw if isinstance(raw, list) else [raw]
-            out = [n.strip() for part in raw for n in part.split(",") if n.strip()]
-            return [v.name(n, key) for n in out] or None
+            return [v.name(n, key) for n in raw]
 
         def opt_time(key: str) -> int | None:
             raw = params.get(key)
@@ -82,17 +83,14 @@ class ObservationQuery:
         raw_filters = params.getlist("filter") if hasattr(params, "getlist") else (
             [params["filter"]] if params.get("filter") else [])
         for raw in raw_filters:
-            for part in raw.split(","):
-                if not part.strip():
-                    continue
-                m = _FILTER.match(part)
-                if not m:
-                    raise bad_request(f"filter: cannot read {part!r}; write e.g. "
-                                      "temperature>20 or status='ok'", "filter")
-                filters.append(Filter(v.name(m[1], "filter"), m[2], m[3].strip("'\"")))
+            m = _FILTER.match(raw)
+            if not m:
+                raise bad_request(f"filter: cannot read {raw!r}; write e.g. "
+                                  "temperature>20 or status='ok'", "filter")
+            filters.append(Filter(v.name(m[1], "filter"), m[2], _unquote(m[3])))
         q = cls(
             sensors=names("sensor"),
-            feature=names("feature")[0] if names("feature") else None,
+            feature=v.name(params["feature"], "feature") if params.get("feature") else None,
             start=opt_time("start"),
             end=opt_time("end"),
             latest=v.positive_int(params.get("latest"), "latest"),
@@ -106,6 +104,13 @@ class ObservationQuery:
         if q.start is not None and q.end is not None and q.end < q.start:
             raise bad_request("end: before start", "end")
         return q
+
+
+def _unquote(value: str) -> str:
+    """``'ok'`` or ``"ok"`` → ``ok``; a bare value stays as it is."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def encode_cursor(t: int, s: int) -> str:

@@ -34,3 +34,18 @@ def test_insert_and_query_round_trip(api_any) -> None:
     assert [rec["output"][0]["value"] for rec in records] == [23.5, 24.0]
     caps = api_any.get(f"{SOS}/capabilities").json()
     assert caps == {"count": {"sensors": 1, "features": 1}, "sensorOutput": {"ts1": ["temp"]}}
+
+
+def test_names_with_commas_and_spaces_are_exact_in_queries(api_any) -> None:
+    api_any.post(f"{SOS}/features", json={"name": "Paris, France"})
+    for name in ("a,b", " c "):
+        api_any.post(f"{SOS}/sensors", json={"name": name, "feature": "Paris, France"})
+        api_any.post(f"{SOS}/observations", json={"observations": [{"sensor": name, "record": [
+            {"starttime": 1000, "output": [{"name": "v", "value": 1}]}]}]})
+    got = api_any.get(f"{SOS}/observations", params={"feature": "Paris, France"}).json()
+    assert sorted(o["sensor"] for o in got["observations"]) == [" c ", "a,b"]
+    one = api_any.get(f"{SOS}/observations", params=[("sensor", "a,b"), ("sensor", " c ")])
+    assert len(one.json()["observations"]) == 2
+    f = api_any.get(f"{SOS}/observations", params=[("sensor", "a,b"), ("filter", "v>=1"),
+                                                   ("filter", "v<2")]).json()
+    assert f["count"] == 1
