@@ -7,16 +7,17 @@ calls (``createUser``…) need only the tenant's API key.
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
 import os
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ConfigError, DataError, PyConnectorError
-from .http import HTTPCore
+from .http import HTTPCore, _progress
 
 BASE = "/api/dls"
 FILE_TYPES = ("file", "bytes")
@@ -68,14 +69,39 @@ def _format(uri: str, fmt: str | None) -> str:
     return FORMATS[suffix]
 
 
-def read_frame(path: str | os.PathLike[str], fmt: str, uri: str = "",
-               **options: Any) -> Any:
-    """A DataFrame of the file at ``path`` in format ``fmt``; :class:`DataError` (naming
-    ``uri``) if pandas cannot read it."""
+class _BodyReader(io.RawIOBase):
+    """A read-only file over a stream of byte chunks (an HTTP body as it arrives)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._view = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._view:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._view = memoryview(chunk)
+        n = min(len(buffer), len(self._view))
+        buffer[:n] = self._view[:n]
+        self._view = self._view[n:]
+        return n
+
+
+def read_frame(path: Any, fmt: str, uri: str = "", **options: Any) -> Any:
+    """A DataFrame of ``path`` (a file name or a binary file object) in format ``fmt``;
+    :class:`DataError` (naming ``uri``) if pandas cannot read it."""
     import pandas as pd
 
     name = uri or str(path)
     try:
+        if fmt == "parquet" and not isinstance(path, (str, os.PathLike)):
+            path = io.BytesIO(path.read())  # Parquet needs to seek to its footer
+        if fmt == "json" and not isinstance(path, (str, os.PathLike)):
+            path = io.TextIOWrapper(path, encoding="utf-8")
         if fmt in ("csv", "tsv"):
             if fmt == "tsv":
                 options.setdefault("sep", "\t")
@@ -84,8 +110,11 @@ def read_frame(path: str | os.PathLike[str], fmt: str, uri: str = "",
             return pd.read_parquet(path, **options)
         if fmt == "jsonl":
             return pd.read_json(path, lines=True, **options)
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        else:
+            data = json.load(path)
         if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
             return pd.DataFrame(data, **options)
         return pd.json_normalize(data, **options)
@@ -188,16 +217,14 @@ class Datalake:
         import pandas as pd
 
         frames = []
-        with tempfile.TemporaryDirectory(prefix="pyconnector-") as tmp:
-            for i, uri in enumerate(uris):
-                fmt = _format(uri, format)
-                dest = self._save(uri, Path(tmp) / f"{i}{PurePosixPath(uri).suffix}",
-                                  range_header, progress)
-                frame = read_frame(dest, fmt, uri, **readOptions)
-                dest.unlink()
-                if len(uris) > 1:
-                    frame.insert(0, "fileUri", uri)
-                frames.append(frame)
+        for uri in uris:
+            fmt = _format(uri, format)
+            with self._open(uri, range_header, progress) as body:
+                # pandas parses while the rest of the body is still on its way.
+                frame = read_frame(body, fmt, uri, **readOptions)
+            if len(uris) > 1:
+                frame.insert(0, "fileUri", uri)
+            frames.append(frame)
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return self._render(frame, rt)
 
@@ -234,6 +261,21 @@ class Datalake:
         return self.http.download(f"{BASE}/file", dest, progress=progress,
                                   params={"file-uri": uri},
                                   headers=self._headers(range_header))
+
+    @contextmanager
+    def _open(self, uri: str, range_header: dict[str, str],
+              progress: bool | None) -> Iterator[io.BufferedReader]:
+        """The file's bytes as a binary file object read from the network as it goes."""
+        with self.http.stream("GET", f"{BASE}/file", params={"file-uri": uri},
+                              headers=self._headers(range_header)) as response:
+            total = int(response.headers.get("content-length", 0)) or None
+            with _progress(total, PurePosixPath(uri).name, progress) as bar:
+                def chunks() -> Iterator[bytes]:
+                    for chunk in response.iter_bytes():
+                        bar.update(len(chunk))
+                        yield chunk
+
+                yield io.BufferedReader(_BodyReader(chunks()), buffer_size=1 << 20)
 
     def _bytes(self, uri: str, range_header: dict[str, str]) -> bytes:
         return self.http.get_bytes(f"{BASE}/file", params={"file-uri": uri},

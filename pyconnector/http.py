@@ -7,6 +7,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,21 @@ class HTTPCore:
         response = self._send("GET", path, **kwargs)
         self.check(response)
         return response.content
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A successful answer whose body is read as it arrives (closed on exit); an
+        error answer raises as :meth:`check` does, a broken transfer as TransportError."""
+        response = self._send(method, path, stream=True, **kwargs)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                self.check(response)
+            yield response
+        except httpx.TransportError as exc:
+            raise TransportError(f"{method} {path} interrupted: {exc}") from exc
+        finally:
+            response.close()
 
     def download(self, path: str, dest: str | os.PathLike[str], *,
                  progress: bool | None = False,
