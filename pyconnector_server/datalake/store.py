@@ -288,11 +288,13 @@ class DatalakeStore:
             clash = conn.execute(sa.select(file.c.directory, file.c.savepoint).where(
                 file.c.owner_id == target.owner_id, sa.or_(*clashes)).limit(1)).first()
             if clash is not None:
+                held = v.join_path(clash.directory, clash.savepoint, "")
                 raise dls_error(409, "path.conflict", (
-                    f"'{target.owner}/{target.path}' would read two ways: a segment of it "
-                    f"is already used as a {'savepoint' if clash.savepoint and segs else 'directory'}"
-                    " (a name is a directory or a savepoint of its parent, not both)"),
-                    "savepoint" if target.savepoint else "directory")
+                    f"'{target.owner}/{target.path}' would read two ways: files already use "
+                    f"directory {clash.directory or '/'!r}"
+                    + (f" with savepoint {clash.savepoint!r}" if clash.savepoint else "")
+                    + f" ({held!r}); a name is a directory or a savepoint of its parent, "
+                    "not both"), "savepoint" if target.savepoint else "directory")
 
     def new_blob_key(self, t: Tenant) -> str:
         return f"t{t.id}/{uuid.uuid4().hex}"

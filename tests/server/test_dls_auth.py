@@ -94,3 +94,22 @@ def test_storage_reports_use_and_quota(make_app) -> None:
     d.upload("alice", b"x" * 10)
     assert api.get(f"{DLS}/admin/storage").json() == {
         "type": "LOCAL", "used-bytes": 10, "quota-bytes": 1000, "file-count": 1}
+
+
+def test_cli_sets_a_tenants_quota_and_makes_users(make_app) -> None:
+    from pyconnector_server.auth import tenant_for_key
+    from pyconnector_server.cli import main
+
+    api = make_app()
+    dls = Dls(api, "alice")
+    t = tenant_for_key(api.app.state.db, api.api_key)
+    data_dir = str(api.app.state.settings.data_path)
+    assert main(["dlsquota", "set", "--data-dir", data_dir, "--tenant", t.name,
+                 "--bytes", "5"]) == 0
+    assert dls.upload("alice", b"123456").status_code == 409
+    assert main(["dlsquota", "set", "--data-dir", data_dir, "--tenant", t.name,
+                 "--bytes", "0"]) == 0
+    assert dls.upload("alice", b"123456").status_code == 201
+    assert main(["dlsuser", "create", "--data-dir", data_dir, "--tenant", t.name,
+                 "--user", "alice"]) == 0  # an existing user: a new key, the old one stops
+    assert dls.search("alice").status_code == 401
