@@ -1,7 +1,8 @@
 """A short tour of pyconnector on the embedded platform (what `make demo` runs).
 
 Starts `pyconnector serve` on a free port with SQLite in a temporary data dir, then uses
-the connector as a user would. Files it makes (CSV, PNG) go to ./demo-output/.
+the connector as a user would: the Sensor Observation Service, then the Data Lake.
+Files it makes (CSV, PNG) go to ./demo-output/.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import demo_datalake  # examples/demo_datalake.py, beside this file
 
 import pyconnector
 from pyconnector_server.process import ServerProcess
@@ -113,6 +116,13 @@ def main() -> int:
             print(f"platform at {platform.url}, tenant 'default' key {platform.api_key[:8]}…")
             with pyconnector.connectors(api_key=platform.api_key, URL=platform.url) as conn:
                 sos_tour(conn, workdir)
+            step("Create a data lake user 'demo' (as the tenant admin would, with the CLI)")
+            dls_key = platform.cli("dlsuser", "create", "--tenant", "default",
+                                   "--user", "demo").strip()
+            print(f"x-dls-key for demo: {dls_key[:8]}…")
+            with pyconnector.connectors(api_key=platform.api_key, URL=platform.url,
+                                        dls_key=dls_key) as conn:
+                demo_datalake.run(conn, workdir / "datalake")
     step("Done")
     return 0
 

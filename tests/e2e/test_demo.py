@@ -17,6 +17,8 @@ def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2880 record(s), 8640 value(s) stored" in out.stdout
+    assert "created: default/demo/demo/run1/flights.csv" in out.stdout
+    assert "mean delay 15.2 min; summary says 15.2" in out.stdout
     png = tmp_path / "demo-output" / "room1-temperature.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     csv_lines = (tmp_path / "demo-output" / "observations.csv").read_text().splitlines()
