@@ -549,15 +549,18 @@ class SosStore:
             return
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
+            # `seq` keeps the file's order, so the last of duplicate keys wins, as on SQLite.
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS sos_observation_in "
-                        "(LIKE sos_observation) ON COMMIT DELETE ROWS")
+                        "(LIKE sos_observation, seq bigserial) ON COMMIT DELETE ROWS")
             with cur.copy(f"COPY sos_observation_in ({', '.join(VALUE_COLUMNS)}) "
                           "FROM STDIN (FORMAT csv)") as copy:
                 copy.write(buf.getbuffer())
             cur.execute(
                 "INSERT INTO sos_observation SELECT DISTINCT ON (sensor_id, property_id, time_ms)"
-                " * FROM sos_observation_in ON CONFLICT (sensor_id, property_id, time_ms) "
-                "DO UPDATE SET num = excluded.num, text = excluded.text")
+                f" {', '.join(VALUE_COLUMNS)} FROM sos_observation_in"
+                " ORDER BY sensor_id, property_id, time_ms, seq DESC"
+                " ON CONFLICT (sensor_id, property_id, time_ms)"
+                " DO UPDATE SET num = excluded.num, text = excluded.text")
             cur.execute("TRUNCATE sos_observation_in")
 
     def add_outbox(self, conn: sa.Connection, t: Tenant, routing: str,

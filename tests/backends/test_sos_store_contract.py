@@ -95,6 +95,22 @@ def test_bulk_table_write_upserts_too(store) -> None:
     assert _frame(s, t, sensors=["s1"])["temp"].to_pylist() == [9.0, 8.0, 3.0]
 
 
+def test_duplicate_keys_in_one_bulk_write_keep_the_last(store) -> None:
+    s, t = store
+    _setup(s, t)
+    sid = s.sensor_refs(t, ["s1"])[0].id
+    with s.db.read() as conn:
+        pid = s.properties(conn, t)["temp"].id
+    n = 2000
+    table = pa.table({"sensor_id": [sid] * n, "property_id": [pid] * n,
+                      "time_ms": [i % 10 * 1000 for i in range(n)],
+                      "num": [float(i) for i in range(n)], "text": pa.nulls(n, pa.string())})
+    with s.db.write() as conn:
+        s.write_table(conn, table)
+    assert _frame(s, t, sensors=["s1"])["temp"].to_pylist() == [float(n - 10 + i)
+                                                                 for i in range(10)]
+
+
 def test_records_with_missing_properties_line_up(store) -> None:
     s, t = store
     _setup(s, t)
