@@ -17,8 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["parse_time", "parse_times", "format_tcup", "format_iso", "to_datetime", "ZONES"]
 
@@ -121,6 +123,7 @@ def parse_times(values: Sequence[object] | np.ndarray) -> tuple[np.ndarray, int 
     format, epoch digits) go through :func:`parse_time` one by one. On a bad value the
     array is incomplete and the index says where to report the error.
     """
+    import numpy as np
     import pandas as pd
 
     series = pd.Series(values, dtype="object")

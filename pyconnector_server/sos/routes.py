@@ -7,14 +7,12 @@ while authentication (401) and size (413) failures keep their HTTP status.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -23,8 +21,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from ..auth import Tenant, current_tenant
 from ..errors import APIError
 from ..limits import read_json
-from . import csvio, ingest, query
+from . import ingest
 from . import validate as v
+from .params import ObservationQuery
 from .store import SosStore
 
 PREFIX = "/api/sos/v2.0"
@@ -193,6 +192,8 @@ async def upload_csv(request: Request, t: Tenant = Auth, s: SosStore = Store) ->
         with os.fdopen(fd, "wb") as fh:
             async for chunk in request.stream():
                 fh.write(chunk)
+        from . import csvio
+
         return await _call(csvio.ingest_csv, s, t, path)
     finally:
         path.unlink(missing_ok=True)
@@ -235,7 +236,9 @@ async def get_observations(
     fmt = _wants(request)
     settings = request.app.state.settings
     page = settings.max_page_size
-    q = query.ObservationQuery.from_params(
+    from . import csvio, query  # the column engine (pandas, Arrow) loads on first use
+
+    q = ObservationQuery.from_params(
         request.query_params, page // 10 if fmt == "json" else None,
         page if fmt == "json" else None)
     result = await _call(query.run, s, t, q)
@@ -246,19 +249,7 @@ async def get_observations(
         return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
                                  headers={"content-disposition":
                                           'attachment; filename="observations.csv"'})
-    return StreamingResponse(_arrow_stream(result.table), media_type=ARROW_STREAM)
-
-
-def _arrow_stream(table: pa.Table) -> Iterator[bytes]:
-    """The table as an Arrow IPC stream, sent a batch at a time as it is written."""
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=65_536):
-            writer.write_batch(batch)
-            yield sink.getvalue()
-            sink.seek(0)
-            sink.truncate()
-    yield sink.getvalue()  # the schema if nothing came before, and the end-of-stream mark
+    return StreamingResponse(query.arrow_stream(result.table), media_type=ARROW_STREAM)
 
 
 @router.delete("/observations", summary="Delete observations of sensors/a feature in a span")
@@ -270,7 +261,7 @@ async def delete_observations(
     end: str | None = _q("Until this time, exclusive"),
     t: Tenant = Auth, s: SosStore = Store,
 ) -> Any:
-    q = query.ObservationQuery.from_params(request.query_params, None, None)
+    q = ObservationQuery.from_params(request.query_params, None, None)
     if q.sensors is None and q.feature is None:
         raise APIError(400, "sensor or feature: say whose observations to delete",
                        field="sensor")

@@ -13,13 +13,14 @@ import io
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from pyconnector.times import format_iso
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from ..auth import Tenant
 from ..db import Database
@@ -539,6 +540,8 @@ class SosStore:
         if self.db.dialect == "sqlite":
             self.write_values(conn, zip(*(table[c].to_pylist() for c in VALUE_COLUMNS)))
             return
+        import pyarrow.csv as pacsv  # the bulk paths load Arrow on first use
+
         # Arrow writes the CSV. New keys (the usual case) go straight in with COPY; else
         # COPY fills a temporary table that one INSERT … ON CONFLICT then merges. Both
         # stay inside the caller's transaction.

@@ -15,13 +15,8 @@ from pyconnector_server.errors import APIError
 from pyconnector_server.settings import Settings
 from pyconnector_server.sos import SosStore
 from pyconnector_server.sos.ingest import insert_observations
-from pyconnector_server.sos.query import (
-    Filter,
-    ObservationQuery,
-    decode_cursor,
-    run,
-    to_tcup_json,
-)
+from pyconnector_server.sos.params import Filter, ObservationQuery, decode_cursor
+from pyconnector_server.sos.query import run, to_tcup_json
 
 
 @pytest.fixture
