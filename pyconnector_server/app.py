@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_path.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
-        db.create_all()
+        db.migrate()
         app.state.db = db
         app.state.sos = sos.SosStore(db)
         blobs = open_blob_store(settings.blobs, settings.data_path / "blobs",

@@ -60,7 +60,7 @@ def _open_db(settings: Settings) -> Any:
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url)
-    db.create_all()
+    db.migrate()
     return db
 
 

@@ -11,12 +11,14 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 metadata = sa.MetaData()
+MIGRATION_LOCK = 0x7079636F6E6E  # "pyconn": one migrating server at a time
 
 tenant = sa.Table(
     "tenant", metadata,
@@ -75,9 +77,21 @@ class Database:
         self._adbc: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._adbc_lock = threading.Lock()
 
-    def create_all(self) -> None:
-        """Create any missing table (the schema is additive so far; see CHANGELOG)."""
-        metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (creating it on a new store).
+
+        On PostgreSQL an advisory lock makes servers starting together take turns.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
 
     def close(self) -> None:
         while not self._adbc.empty():

@@ -668,7 +668,6 @@ def datalake_admin(db: Database, command: str, tenant_name: str, args: dict[str,
     """The CLI's ``dlsuser create`` (answers the key) and ``dlsquota set``."""
     from ..auth import ensure_tenant
 
-    db.create_all()  # the DLS tables may be new to this database
     t = ensure_tenant(db, tenant_name)
     s = DatalakeStore(db, None)
     if command == "dlsuser":

@@ -23,7 +23,7 @@ from pyconnector_server.sos.query import run, to_tcup_json
 def store(db_url: str, tmp_path: Path) -> Iterator[tuple[SosStore, Tenant]]:
     settings = Settings.load({"data_dir": str(tmp_path), "db": db_url}, environ={})
     db = Database(settings.database_url)
-    db.create_all()
+    db.migrate()
     tenant = ensure_tenant(db, f"t-{uuid.uuid4().hex[:8]}")
     yield SosStore(db), tenant
     db.close()
