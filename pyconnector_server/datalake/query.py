@@ -27,6 +27,7 @@ from starlette.datastructures import QueryParams
 
 from pyconnector.times import parse_time
 
+from ..checks import int_param
 from ..errors import bad_request
 from .tables import file, meta
 from .validate import directory, filename, number, savepoint
@@ -248,21 +249,8 @@ class CatalogQuery:
             user=params.get("user"),
             own_file=None if own is None else own.lower() == "true",
             sort=SORTS[sort_name], descending=order == "desc",
-            page_no=_int(params.get("pageNo"), "pageNo", 1, 1, None),
-            page_size=_int(params.get("pageSize"), "pageSize", 100, 1, max_page_size))
-
-
-def _int(raw: str | None, field: str, default: int, lo: int, hi: int | None) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise bad_request(f"{field}: expected an integer, got {raw!r}", field) from None
-    if n < lo or (hi is not None and n > hi):
-        raise bad_request(f"{field}: must be between {lo} and {hi}" if hi else
-                          f"{field}: must be at least {lo}", field)
-    return n
+            page_no=int_param(params.get("pageNo"), "pageNo", 1, 1),
+            page_size=int_param(params.get("pageSize"), "pageSize", 100, 1, max_page_size))
 
 
 def text_condition(text: str) -> Any:

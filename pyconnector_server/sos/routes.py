@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..auth import Tenant, current_tenant
+from ..checks import MAX_COUNT
 from ..errors import APIError
 from ..limits import read_json
 from . import ingest
@@ -92,8 +93,8 @@ async def create_features(request: Request, t: Tenant = Auth, s: SosStore = Stor
 
 @router.get("/features", summary="List features")
 async def list_features(parent: str | None = None,
-                        limit: int | None = Query(None, ge=0, le=v.MAX_COUNT),
-                        offset: int = Query(0, ge=0, le=v.MAX_COUNT),
+                        limit: int | None = Query(None, ge=0, le=MAX_COUNT),
+                        offset: int = Query(0, ge=0, le=MAX_COUNT),
                         t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await _call(s.list_features, t, parent, limit, offset)
 
@@ -124,8 +125,8 @@ async def create_sensors(request: Request, t: Tenant = Auth, s: SosStore = Store
 
 @router.get("/sensors", summary="List sensors, optionally of one feature")
 async def list_sensors(feature: str | None = None,
-                       limit: int | None = Query(None, ge=0, le=v.MAX_COUNT),
-                       offset: int = Query(0, ge=0, le=v.MAX_COUNT),
+                       limit: int | None = Query(None, ge=0, le=MAX_COUNT),
+                       offset: int = Query(0, ge=0, le=MAX_COUNT),
                        t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await _call(s.list_sensors, t, feature, limit, offset)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pyconnector.times import parse_time
 
+from ..checks import int_param
 from ..errors import bad_request
 
 PROPERTY_TYPES = ("quantity", "count", "text")
@@ -136,20 +137,7 @@ def value(v: Any, ptype: str, field: str) -> tuple[float | None, str | None]:
 
 # The largest count a query parameter may ask for (limit, offset, latest): beyond it the
 # SQL LIMIT/OFFSET of either store overflows.
-MAX_COUNT = 2**31 - 1
-
-
 def positive_int(raw: str | None, field: str, default: int | None = None,
                  maximum: int | None = None) -> int | None:
-    if raw is None or raw == "":
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise bad_request(f"{field}: expected an integer, got {raw!r}", field) from None
-    if n < 0:
-        raise bad_request(f"{field}: must not be negative", field)
-    maximum = MAX_COUNT if maximum is None else maximum
-    if n > maximum:
-        raise bad_request(f"{field}: at most {maximum}", field)
-    return n
+    """A count, limit or offset parameter: 0 up to ``maximum`` (default MAX_COUNT)."""
+    return int_param(raw, field, default, 0, maximum)

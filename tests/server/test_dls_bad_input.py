@@ -142,6 +142,7 @@ def test_bad_mode_is_400(dls: Dls) -> None:
     ({"time": "yesterday"}, "time", "unparseable time"),
     ({"sort": "owner"}, "sort", "must be one of"),
     ({"pageNo": "0"}, "pageNo", "at least 1"),
+    ({"pageNo": "99999999999"}, "pageNo", "at most"),  # would overflow OFFSET: 400, not 500
     ({"pageSize": "100000"}, "pageSize", "between 1 and"),
     ({"directory": "../x"}, "directory", "'..'"),
 ])

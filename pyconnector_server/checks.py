@@ -1,0 +1,27 @@
+"""Checks of request values that every service shares."""
+
+from __future__ import annotations
+
+from .errors import bad_request
+
+# Counts, limits and offsets stay within a 32-bit signed integer, which every database
+# takes as a LIMIT/OFFSET without overflowing.
+MAX_COUNT = 2**31 - 1
+
+
+def int_param(raw: str | None, field: str, default: int | None = None, lo: int = 0,
+              hi: int | None = None) -> int | None:
+    """An integer query parameter in ``[lo, hi]`` (``hi`` at most MAX_COUNT), or 400."""
+    if raw is None or raw == "":
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise bad_request(f"{field}: expected an integer, got {raw!r}", field) from None
+    top = MAX_COUNT if hi is None else min(hi, MAX_COUNT)
+    if n < lo or n > top:
+        if hi is not None:
+            raise bad_request(f"{field}: must be between {lo} and {top}", field)
+        raise bad_request(f"{field}: must be at least {lo}" if n < lo else
+                          f"{field}: at most {top}", field)
+    return n
