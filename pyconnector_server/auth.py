@@ -72,13 +72,15 @@ def has_tenants(db: Database) -> bool:
         return conn.execute(sa.select(sa.func.count()).select_from(tenant)).scalar_one() > 0
 
 
+# Every request runs this: the statement is built once.
+_BY_KEY = (sa.select(tenant.c.id, tenant.c.name, tenant.c.jwt_secret)
+           .join(api_key, api_key.c.tenant_id == tenant.c.id)
+           .where(api_key.c.key_hash == sa.bindparam("hash")))
+
+
 def tenant_for_key(db: Database, key: str) -> Tenant | None:
     with db.read() as conn:
-        row = conn.execute(
-            sa.select(tenant.c.id, tenant.c.name, tenant.c.jwt_secret)
-            .join(api_key, api_key.c.tenant_id == tenant.c.id)
-            .where(api_key.c.key_hash == hash_key(key))
-        ).first()
+        row = conn.execute(_BY_KEY, {"hash": hash_key(key)}).first()
     return Tenant(row.id, row.name, row.jwt_secret) if row else None
 
 

@@ -49,6 +49,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # (kill -9); only an OS crash or power loss may lose the last commits.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint every ~40 MB of WAL rather than 4 MB: small, frequent write transactions
+    # (observation batches touch one page per series) then rewrite each page less often.
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

@@ -59,6 +59,17 @@ Row = tuple[int, int, int, float | None, str | None]  # sensor, property, time, 
 VALUE_COLUMNS = ("sensor_id", "property_id", "time_ms", "num", "text")
 
 
+# Statements of the observation-insert path, built once (building one costs more than
+# running it on SQLite).
+_NAMED_REFS = (sa.select(sensor.c.id, sensor.c.name, feature.c.name.label("feature"))
+               .join(feature, feature.c.id == sensor.c.feature_id)
+               .where(sensor.c.tenant_id == sa.bindparam("tenant"),
+                      sensor.c.name.in_(sa.bindparam("names", expanding=True))))
+_PROPERTIES = (sa.select(observed_property.c.id, observed_property.c.name,
+                         observed_property.c.type)
+               .where(observed_property.c.tenant_id == sa.bindparam("tenant")))
+
+
 class SosStore:
     """Tenant-scoped reads and writes of the SOS tables."""
 
@@ -269,15 +280,16 @@ class SosStore:
 
     def link_outputs(self, conn: sa.Connection, pairs: Iterable[tuple[int, int]]) -> None:
         """Record that sensors report properties (idempotent)."""
-        pairs = set(pairs)
+        pairs = sorted(set(pairs))
         if not pairs:
             return
-        existing = {(r[0], r[1]) for r in conn.execute(
-            sa.select(sensor_output.c.sensor_id, sensor_output.c.property_id)
-            .where(sensor_output.c.sensor_id.in_({s for s, _ in pairs})))}
-        new = [{"sensor_id": s, "property_id": p} for s, p in pairs - existing]
-        if new:
-            conn.execute(sa.insert(sensor_output), new)
+        p = "?" if self.db.dialect == "sqlite" else "%s"
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO sos_sensor_output (sensor_id, property_id) "
+                               f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING", pairs)
+        finally:
+            cursor.close()
 
     def update_sensor(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
         body = v.obj(body, "sensor")
@@ -373,10 +385,11 @@ class SosStore:
     def sensor_refs_in(self, conn: sa.Connection, t: Tenant,
                        names: list[str] | None = None) -> list[SensorRef]:
         """The tenant's sensors (those named, or all), inside the caller's transaction."""
-        q = self._ref_query(t)
-        if names is not None:
-            q = q.where(sensor.c.name.in_(names))
-        return [SensorRef(r.id, r.name, r.feature) for r in conn.execute(q).all()]
+        if names is None:
+            rows = conn.execute(self._ref_query(t)).all()
+        else:  # on every observation insert: a statement built once, not per call
+            rows = conn.execute(_NAMED_REFS, {"tenant": t.id, "names": names}).all()
+        return [SensorRef(r.id, r.name, r.feature) for r in rows]
 
     def sensor_refs(self, t: Tenant, names: list[str] | None = None,
                     feature_name: str | None = None) -> list[SensorRef]:
@@ -413,9 +426,7 @@ class SosStore:
         return Prop(pid, name, ptype)
 
     def properties(self, conn: sa.Connection, t: Tenant) -> dict[str, Prop]:
-        rows = conn.execute(sa.select(observed_property.c.id, observed_property.c.name,
-                                      observed_property.c.type)
-                            .where(observed_property.c.tenant_id == t.id)).all()
+        rows = conn.execute(_PROPERTIES, {"tenant": t.id}).all()
         return {r.name: Prop(r.id, r.name, r.type) for r in rows}
 
     def ensure_property(self, conn: sa.Connection, t: Tenant, known: dict[str, Prop],
