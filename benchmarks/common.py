@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pyconnector_server.process import ServerProcess
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -88,18 +88,8 @@ def child(module: str, func: str, timeout: float = 3600, **kwargs: Any) -> dict[
 
 
 # -- the platform -------------------------------------------------------------------------
-@dataclass
-class Server:
-    url: str
-    api_key: str
-    data_dir: Path
-    db: str
-    proc: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+class Server(ServerProcess):
+    """The platform under test, with what the benchmarks read off its process."""
 
     @property
     def sqlite_path(self) -> Path:
@@ -115,58 +105,14 @@ class Server:
         if not reset_peak(self.proc.pid):
             raise RuntimeError("cannot reset the server's VmHWM (/proc/<pid>/clear_refs)")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 def start_server(data_dir: Path, db: str = "") -> Server:
-    """Start ``pyconnector serve`` on a free port; wait for /health (as tests/conftest.py)."""
-    import httpx
-
-    args = [sys.executable, "-m", "pyconnector_server.cli", "serve", "--port", "0",
-            "--data-dir", str(data_dir), "--log-level", "warning"]
-    if db:
-        args += ["--db", db]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    url = key = None
-    deadline = time.monotonic() + 90
-    assert proc.stdout is not None
-    while url is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"API key ([0-9a-f]{64})", line):
-            key = m[1]
-        if m := re.search(r"listening on (http://\S+)", line):
-            url = m[1]
-    if url is None or key is None:
-        proc.kill()
-        raise RuntimeError("server did not start (or the data dir was not empty):\n"
-                           + "".join(lines))
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    # Keep draining its output so a chatty server never blocks on a full pipe.
-    import threading
-
-    def drain() -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            lines.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return Server(url, key, data_dir, db, proc, lines)
+    """Start ``pyconnector serve`` on a free port and an empty data dir; wait for /health."""
+    p = ServerProcess.start(data_dir, db, timeout=90)
+    if not p.api_key:
+        p.stop()
+        raise RuntimeError("the data dir was not empty: no first-start API key")
+    return Server(p.proc, p.url, p.api_key, p.data_dir, p.db, p.output)
 
 
 def setup_sos(url: str, api_key: str) -> None:

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,12 @@ class ServerProcess:
         else:
             proc.kill()
             raise RuntimeError(f"the platform at {url} did not answer /health")
+
+        def drain() -> None:  # a full pipe would block a chatty server: keep reading
+            for line in proc.stdout:  # type: ignore[union-attr]
+                lines.append(line)
+
+        threading.Thread(target=drain, daemon=True).start()
         return cls(proc, url, key or "", data_dir, db, lines)
 
     def cli(self, *args: str) -> str:
@@ -97,8 +104,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
         return self.proc.returncode
 
     def __enter__(self) -> ServerProcess:
