@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,33 +101,42 @@ class AppClient:
         return self.client.put(path, headers=self.headers(**kw.pop("headers", {})), **kw)
 
 
-@pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., AppClient]]:
-    """Factory: ``make_app(db="", **settings)`` → an :class:`AppClient` (own tenant)."""
+@contextmanager
+def open_app(data_dir: Path, db: str = "", **overrides: Any) -> Iterator[AppClient]:
+    """A platform app in-process for ``data_dir``/``db``, with a new tenant's key."""
     from starlette.testclient import TestClient
 
     from pyconnector_server.app import create_app
     from pyconnector_server.auth import create_api_key
     from pyconnector_server.settings import Settings
 
-    opened: list[TestClient] = []
-
-    def factory(db: str = "", **overrides: Any) -> AppClient:
-        data_dir = tmp_path / f"data{len(opened)}"
-        settings = Settings.load({"data_dir": str(data_dir), "db": db, **overrides}, environ={})
-        app = create_app(settings)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        opened.append(client)
+    settings = Settings.load({"data_dir": str(data_dir), "db": db, **overrides}, environ={})
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
 
         def new_key(tenant: str) -> str:
             return create_api_key(app.state.db, tenant)
 
-        return AppClient(client, new_key(f"t-{uuid.uuid4().hex[:8]}"), app, new_key)
+        yield AppClient(client, new_key(f"t-{uuid.uuid4().hex[:8]}"), app, new_key)
 
-    yield factory
-    for client in opened:
-        client.__exit__(None, None, None)
+
+@pytest.fixture(scope="session")
+def app_opener() -> Callable[..., Any]:
+    """:func:`open_app`, for fixtures of a wider scope that share one app."""
+    return open_app
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Callable[..., AppClient]]:
+    """Factory: ``make_app(db="", **settings)`` → an :class:`AppClient` (own tenant)."""
+    with ExitStack() as stack:
+        count = iter(range(1_000_000))
+
+        def factory(db: str = "", **overrides: Any) -> AppClient:
+            data_dir = tmp_path / f"data{next(count)}"
+            return stack.enter_context(open_app(data_dir, db, **overrides))
+
+        yield factory
 
 
 @pytest.fixture

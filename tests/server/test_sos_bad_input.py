@@ -6,18 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
-from pyconnector_server.app import create_app
-from pyconnector_server.auth import create_api_key, tenant_for_key
-from pyconnector_server.settings import Settings
+from pyconnector_server.auth import tenant_for_key
 from pyconnector_server.sos import csvio
 from pyconnector_server.sos.tables import observation, observed_property, sensor
 
@@ -101,50 +97,19 @@ def _upload(api: Any, text: str | bytes) -> Any:
     return api.post(f"{SOS}/observations/csv", content=text, headers=CSV)
 
 
-@dataclass
-class _Client:
-    """Like conftest's AppClient, for an app shared by a module."""
-
-    client: Any
-    api_key: str
-    app: Any
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        headers = {"x-api-key": self.api_key, **kw.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kw)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self._call("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> Any:
-        return self._call("POST", path, **kw)
-
-    def put(self, path: str, **kw: Any) -> Any:
-        return self._call("PUT", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self._call("DELETE", path, **kw)
-
-
 @pytest.fixture(scope="module", params=DB_KINDS)
-def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[_Client]:
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           app_opener: Any) -> Iterator[Any]:
     """One seeded app per store for the whole module. Most tests here assert that a
     rejected write leaves everything unchanged, so they can share it (and stay fast)."""
-    from starlette.testclient import TestClient
-
     db = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    settings = Settings.load({"data_dir": str(tmp_path_factory.mktemp("bad-input")), "db": db},
-                             environ={})
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        api = _Client(client, create_api_key(app.state.db, f"t-{uuid.uuid4().hex[:8]}"), app)
+    with app_opener(tmp_path_factory.mktemp("bad-input"), db) as api:
         _seed(api)
         yield api
 
 
 @pytest.fixture
-def sos(shared: _Client) -> Iterator[_Client]:
+def sos(shared: Any) -> Iterator[Any]:
     """The shared seeded app; observations a test stores are deleted after it."""
     yield shared
     for f in ("tf1", "tf2"):

@@ -12,9 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pyconnector_server.app import create_app
 from pyconnector_server.auth import create_api_key
-from pyconnector_server.settings import Settings
 
 SOS = "/api/sos/v2.0"
 CSV = {"content-type": "text/csv"}
@@ -28,31 +26,6 @@ def _as(api: Any, key: str) -> Any:
 
 def _new_tenant(api: Any, prefix: str) -> Any:
     return _as(api, create_api_key(api.app.state.db, f"{prefix}-{uuid.uuid4().hex[:8]}"))
-
-
-@dataclasses.dataclass
-class _Client:
-    """Like conftest's AppClient, for an app shared by the module."""
-
-    client: Any
-    api_key: str
-    app: Any
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
-        headers = {"x-api-key": self.api_key, **kw.pop("headers", {})}
-        return self.client.request(method, path, headers=headers, **kw)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self._call("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> Any:
-        return self._call("POST", path, **kw)
-
-    def put(self, path: str, **kw: Any) -> Any:
-        return self._call("PUT", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self._call("DELETE", path, **kw)
 
 
 def _code(r: Any) -> int:
@@ -107,18 +80,14 @@ def _two_tenants(api: Any) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared_tenants(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def shared_tenants(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   app_opener: Any
                    ) -> Iterator[tuple[Any, Any, dict[str, Any], dict[str, Any]]]:
     """Two populated tenants on one app per store, shared by the module: every test that
     uses them asserts that neither tenant's data changed, so sharing is safe and fast."""
-    from starlette.testclient import TestClient
-
     db = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    settings = Settings.load({"data_dir": str(tmp_path_factory.mktemp("tenants")), "db": db},
-                             environ={})
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield _two_tenants(_Client(client, "", app))
+    with app_opener(tmp_path_factory.mktemp("tenants"), db) as api:
+        yield _two_tenants(api)
 
 
 @pytest.fixture
