@@ -23,6 +23,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Any
 
 CHUNK = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -48,22 +49,42 @@ def check_prefix(prefix: str) -> str:
 class BlobWriter(ABC):
     """A blob being written: nothing is visible under its key until :meth:`commit`.
 
-    Used as a context manager it commits on a normal exit and aborts on an exception.
+    It writes to ``fh``, a file of the backend's that holds the bytes out of sight (a
+    temporary file, a pending multipart upload); a backend says how to publish and how to
+    discard it. Used as a context manager it commits on a normal exit and aborts on an
+    exception.
     """
 
-    size = 0
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.size = 0
+        self.done = False
 
-    @abstractmethod
     def write(self, data: bytes) -> None:
         """Add ``data`` to the end of the blob."""
+        self.fh.write(data)
+        self.size += len(data)
 
-    @abstractmethod
     def commit(self) -> int:
         """Make the blob visible under its key, replacing any older one; return its size."""
+        self.fh.close()
+        self._publish()
+        self.done = True
+        return self.size
 
-    @abstractmethod
     def abort(self) -> None:
         """Throw the partial blob away (idempotent; a no-op after :meth:`commit`)."""
+        if not self.done:
+            self.done = True
+            self._discard()
+
+    def _publish(self) -> None:
+        """After ``fh`` is closed: make its bytes visible (closing may be enough)."""
+        return None
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Drop the bytes written so far."""
 
     def __enter__(self) -> BlobWriter:
         return self

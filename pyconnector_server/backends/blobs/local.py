@@ -23,30 +23,21 @@ STALE_SECONDS = 3600
 
 
 class LocalWriter(BlobWriter):
+    """Writes to a temporary file beside the store; publishing is an atomic rename."""
+
     def __init__(self, final: Path, tmp_dir: Path) -> None:
         self.final = final
         fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         self.tmp = Path(name)
-        self.fh = os.fdopen(fd, "wb", buffering=0)
-        self.size = 0
-        self.done = False
+        super().__init__(os.fdopen(fd, "wb", buffering=0))
 
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.size += len(data)
-
-    def commit(self) -> int:
-        self.fh.close()
+    def _publish(self) -> None:
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, self.final)
-        self.done = True
-        return self.size
 
-    def abort(self) -> None:
-        if not self.done:
-            self.fh.close()
-            self.tmp.unlink(missing_ok=True)
-            self.done = True
+    def _discard(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class LocalBlobStore(BlobStore):

@@ -30,27 +30,13 @@ def _s3fs() -> Any:
 
 
 class S3Writer(BlobWriter):
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-        self.size = 0
-        self.done = False
+    """Writes through an s3fs file: closing it completes the upload, and publishes it."""
 
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.size += len(data)
-
-    def commit(self) -> int:
-        self.fh.close()
-        self.done = True
-        return self.size
-
-    def abort(self) -> None:
-        if not self.done:
-            self.done = True
-            try:
-                self.fh.discard()  # aborts a multipart upload begun for a big object
-            finally:
-                self.fh.closed = True  # so that closing (or GC) does not upload the part
+    def _discard(self) -> None:
+        try:
+            self.fh.discard()  # aborts a multipart upload begun for a big object
+        finally:
+            self.fh.closed = True  # so that closing (or GC) does not upload the part
 
 
 class S3BlobStore(BlobStore):
