@@ -64,3 +64,11 @@ async def read_json(request: Request, limit: int | None = None) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise APIError(400, f"malformed JSON: {exc}") from None
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """:func:`read_json` for routes whose body must be one JSON object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise APIError(400, "body: expected a JSON object", field="body")
+    return body

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from ..auth import Tenant, current_tenant
 from ..backends.blobs import BlobWriter
 from ..errors import APIError
-from ..limits import read_json
+from ..limits import read_json, read_json_object
 from . import validate as v
 from .query import CatalogQuery
 from .store import DatalakeStore, DlsUser, dls_error
@@ -229,9 +229,7 @@ async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser 
             '"comment": "…"}')
 async def put_metadata(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
                        s: DatalakeStore = Store) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise APIError(400, "body: expected a JSON object", field="body")
+    body = await read_json_object(request)
     items = v.metadata(_strings(body.get("metadata"), "metadata"))
     remove = _strings(body.get("remove"), "remove")
     note = v.comment(body["comment"]) if body.get("comment") is not None else None
@@ -277,9 +275,7 @@ async def explore(request: Request, path: str | None = None, user: str | None = 
             description='Body: {"file-uri": "…"} or {"directory": "…"} ("" is all your '
             'files), "users": ["…"], "permissions": "R" | "RW" | "RWD" (default R)')
 async def put_share(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise APIError(400, "body: expected a JSON object", field="body")
+    body = await read_json_object(request)
     perms = v.permissions(body.get("permissions", "R"))
     users = _strings(body.get("users"), "users")
     if not users:
@@ -364,9 +360,7 @@ async def delete_relation(source: str, target: str, relation: str | None = None,
              description='Body: {"user": "name"}. The key is shown once; 409 if the user '
              "exists (POST /admin/users/{user}/key gives a new key).")
 async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise APIError(400, "body: expected a JSON object", field="body")
+    body = await read_json_object(request)
     return await _call(s.create_user, t, v.user_name(body.get("user")))
 
 

@@ -283,13 +283,8 @@ class SosStore:
         pairs = sorted(set(pairs))
         if not pairs:
             return
-        p = "?" if self.db.dialect == "sqlite" else "%s"
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.executemany(f"INSERT INTO sos_sensor_output (sensor_id, property_id) "
-                               f"VALUES ({p}, {p}) ON CONFLICT DO NOTHING", pairs)
-        finally:
-            cursor.close()
+        self._executemany(conn, "INSERT INTO sos_sensor_output (sensor_id, property_id) "
+                          "VALUES ({p}, {p}) ON CONFLICT DO NOTHING", pairs)
 
     def update_sensor(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
         body = v.obj(body, "sensor")
@@ -510,8 +505,7 @@ class SosStore:
         sql = ("INSERT INTO sos_observation (sensor_id, property_id, time_ms, num, text) "
                "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (sensor_id, property_id, time_ms) "
                "DO UPDATE SET num = excluded.num, text = excluded.text")
-        style = "?" if self.db.dialect == "sqlite" else "%s"
-        if style == "%s":
+        if self.db.dialect == "postgresql":
             rows = list(rows)
 
             def feed(copy: Any) -> None:
@@ -520,6 +514,12 @@ class SosStore:
 
             if self._pg_copy_new(conn, feed):
                 return
+        self._executemany(conn, sql, rows)
+
+    def _executemany(self, conn: sa.Connection, sql: str, rows: Iterable[Any]) -> None:
+        """The driver's own executemany inside the caller's transaction: for many small
+        rows it is several times faster than SQLAlchemy's. ``{p}`` marks each parameter."""
+        style = "?" if self.db.dialect == "sqlite" else "%s"
         cursor = conn.connection.driver_connection.cursor()
         try:
             cursor.executemany(sql.format(p=style), rows)
