@@ -36,6 +36,12 @@ api_key = sa.Table(
               nullable=False),
     # SHA-256 of the key; keys are 256 random bits, so a fast hash is enough.
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    # "admin": the tenant's administrator (the key made with the tenant, or --role admin);
+    # "app": a key handed to an application or a DLS user - no admin routes.
+    sa.Column("role", sa.String(16), nullable=False, server_default="admin"),
+    # The first characters of the key, shown by `apikey list` so a key can be named for
+    # `apikey revoke` without storing it.
+    sa.Column("prefix", sa.String(12), nullable=False, server_default=""),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
 )
 

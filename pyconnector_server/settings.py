@@ -44,6 +44,24 @@ SETTINGS: tuple[Setting, ...] = (
             "s3:// blobs; empty for AWS."),
     Setting("dls_quota_bytes", 0, "Data lake storage quota of each tenant in bytes (0: "
             "unlimited); `pyconnector dlsquota set` overrides it per tenant.", int),
+    Setting("jwt_max_lifetime_seconds", 3600, "Longest lifetime (exp - iat) a JWT may "
+            "have; tokens that claim more are refused with 401.", int),
+    Setting("statement_timeout_seconds", 30, "Longest a single database statement of a "
+            "request may run before it is cancelled (the request then gets 503).", int),
+    Setting("max_connections", 1000, "Concurrent connections served; more get 503 at once.",
+            int),
+    Setting("max_header_bytes", 64 * 1024, "Largest request line plus headers accepted; "
+            "bigger requests get 431 and the connection is closed.", int),
+    Setting("header_timeout_seconds", 15, "Time a client has to send a request's headers "
+            "once it starts; slower connections are closed.", int),
+    Setting("body_timeout_seconds", 60, "Longest pause between two parts of a request "
+            "body; a stalled upload is cut.", int),
+    Setting("keep_alive_seconds", 5, "How long an idle keep-alive connection stays open.",
+            int),
+    Setting("sweep_grace_seconds", 3600, "Age after which an interrupted upload's "
+            "temporary file, or a blob no catalog row points at, is removed.", int),
+    Setting("sweep_interval_seconds", 600, "How often the sweeper runs (it also runs at "
+            "start); 0 disables the periodic run.", int),
 )
 
 
@@ -63,6 +81,15 @@ class Settings:
     blobs: str = ""
     s3_endpoint_url: str = ""
     dls_quota_bytes: int = 0
+    jwt_max_lifetime_seconds: int = 3600
+    statement_timeout_seconds: int = 30
+    max_connections: int = 1000
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: int = 15
+    body_timeout_seconds: int = 60
+    keep_alive_seconds: int = 5
+    sweep_grace_seconds: int = 3600
+    sweep_interval_seconds: int = 600
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -42,6 +42,9 @@ file = sa.Table(
     sa.Column("content_type", sa.String(255), nullable=False),
     sa.Column("comment", sa.String(255), nullable=False, default=""),
     sa.Column("blob_key", sa.String(255), nullable=False, unique=True),
+    # SHA-256 of the content (hex), computed while the bytes stream in; NULL only for
+    # files stored before revision 0002.
+    sa.Column("sha256", sa.String(64)),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_by", sa.Integer, sa.ForeignKey("dls_user.id", ondelete="SET NULL")),
