@@ -12,6 +12,7 @@ import pyconnector
 
 from . import datalake, errors, sos
 from .backends.blobs import open_blob_store
+from .cancel import CancelOnDisconnect
 from .db import Database
 from .limits import BodyLimitMiddleware
 from .settings import Settings
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_path.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, settings.statement_timeout_seconds)
         db.migrate()
         app.state.db = db
         app.state.sos = sos.SosStore(db)
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(CancelOnDisconnect)
 
     @app.get("/health", tags=["platform"], summary="Liveness: 200 when the server runs")
     async def health() -> dict[str, str]:

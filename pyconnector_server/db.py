@@ -2,23 +2,29 @@
 
 All tables live in one :data:`metadata`; each service module adds its own. SQLAlchemy
 hides the dialect; the few places that need a dialect's native bulk path (COPY, Arrow
-reads through ADBC) ask :attr:`Database.dialect` and are tested on both.
+reads through ADBC on PostgreSQL) ask :attr:`Database.dialect` and are tested on both.
 """
 
 from __future__ import annotations
 
 import queue
-import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from . import cancel
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 metadata = sa.MetaData()
 MIGRATION_LOCK = 0x7079636F6E6E  # "pyconn": one migrating server at a time
+ARROW_BLOCK_ROWS = 65_536  # rows per Arrow batch read from SQLite
 
 tenant = sa.Table(
     "tenant", metadata,
@@ -46,7 +52,7 @@ api_key = sa.Table(
 )
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite recipe), so writes
     # can take the lock up front with BEGIN IMMEDIATE instead of failing on upgrade.
     dbapi_conn.isolation_level = None
@@ -61,6 +67,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+    # SQLite has no statement timeout: a progress handler, called every few thousand
+    # virtual-machine steps, aborts the statement once the read's deadline has passed.
+    deadline = record.info["deadline"] = [0.0]
+    dbapi_conn.set_progress_handler(
+        lambda: deadline[0] != 0.0 and time.monotonic() > deadline[0], 10_000)
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -69,11 +80,17 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 
 class Database:
-    """Engine, transactions and a small pool of Arrow (ADBC) connections for bulk reads."""
+    """Engine, transactions (bounded in time, cancelled with their request) and Arrow reads.
 
-    def __init__(self, url: str) -> None:
+    SQLite is reached through Python's ``sqlite3`` only. A second SQLite library in the
+    process (the ADBC driver bundles its own) corrupts the shared-memory index and has
+    killed the server with SIGBUS: each copy's ``close()`` drops the other's POSIX locks.
+    """
+
+    def __init__(self, url: str, statement_timeout: float = 30) -> None:
         self.url = sa.make_url(url)
         self.dialect = self.url.get_backend_name()  # "sqlite" or "postgresql"
+        self.statement_timeout = statement_timeout
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -83,8 +100,19 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine, "connect", self._pg_session)
         self._adbc: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._adbc_lock = threading.Lock()
+
+    def _pg_session(self, dbapi_conn: Any, _record: Any) -> None:
+        # Every statement is bounded; bulk writes lift the bound for their transaction.
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {self._timeout_ms}")
+        dbapi_conn.commit()
+
+    @property
+    def _timeout_ms(self) -> int:
+        return max(0, int(self.statement_timeout * 1000))
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creating it on a new store).
@@ -96,7 +124,7 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+        with self.write(bulk=True) as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config.attributes["connection"] = conn
@@ -112,34 +140,95 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        """A read transaction."""
-        with self.engine.connect() as conn, conn.begin():
+        """A read transaction: bounded by the statement timeout, cancelled with its request."""
+        with self.engine.connect() as conn, conn.begin(), self._guarded(conn, bounded=True):
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[sa.Connection]:
-        """A write transaction: committed on exit, rolled back on any exception."""
+    def write(self, bulk: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction: committed on exit, rolled back on any exception.
+
+        ``bulk`` lifts the statement timeout for this transaction, for writes whose size
+        the platform accepted (a large CSV, a cascade delete) rather than user-shaped work.
+        """
         with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+            if bulk and self.dialect == "postgresql":
+                conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            with self._guarded(conn, bounded=False):
+                yield conn
+
+    @contextmanager
+    def _guarded(self, conn: sa.Connection, bounded: bool) -> Iterator[None]:
+        raw = conn.connection.driver_connection
+        if self.dialect != "sqlite":
+            with cancel.watching(raw.cancel_safe):
+                yield
+            return
+        deadline = conn.connection.info["deadline"]
+        if bounded and self.statement_timeout > 0:
+            deadline[0] = time.monotonic() + self.statement_timeout
+        try:
+            with cancel.watching(raw.interrupt):
+                yield
+        finally:
+            deadline[0] = 0.0
 
     # -- Arrow reads -------------------------------------------------------------------
-    def _adbc_connect(self) -> Any:
-        if self.dialect == "sqlite":
-            import adbc_driver_sqlite.dbapi as adbc
+    def read_arrow(self, queries: list[tuple[sa.Select[Any], pa.Schema]]) -> list[pa.Table]:
+        """Run ``queries`` in one read transaction; each answers an Arrow table of its schema
+        (columns by position).
 
-            return adbc.connect(self.url.database)
-        import adbc_driver_postgresql.dbapi as adbc
+        PostgreSQL answers through ADBC (binary COPY straight into Arrow). SQLite answers
+        through the same ``sqlite3`` connections as everything else, a block of rows at a
+        time turned into Arrow columns.
+        """
+        if self.dialect == "postgresql":
+            with self._adbc_conn() as conn:
+                cur = conn.cursor()
+                try:
+                    with cancel.watching(cur.adbc_cancel):
+                        out = []
+                        for stmt, schema in queries:
+                            cur.execute(*self.compile(stmt))
+                            table = cur.fetch_arrow_table()
+                            out.append(table.rename_columns(schema.names).cast(schema))
+                        return out
+                finally:
+                    cur.close()
+        with self.read() as conn:
+            return [self._sqlite_arrow(conn, stmt, schema) for stmt, schema in queries]
 
-        url = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return adbc.connect(url)
+    def _sqlite_arrow(self, conn: sa.Connection, stmt: sa.Select[Any],
+                      schema: pa.Schema) -> pa.Table:
+        import pyarrow as pa
+
+        sql, args = self.compile(stmt)
+        cur = conn.connection.driver_connection.cursor()
+        batches = []
+        try:
+            cur.execute(sql, args)
+            while rows := cur.fetchmany(ARROW_BLOCK_ROWS):
+                columns = zip(*rows)
+                batches.append(pa.record_batch(
+                    [pa.array(col, type=f.type) for col, f in zip(columns, schema)],
+                    schema=schema))
+        finally:
+            cur.close()
+        return pa.Table.from_batches(batches, schema=schema)
 
     @contextmanager
-    def arrow(self) -> Iterator[Any]:
-        """An ADBC DB-API connection whose cursors return Arrow tables (pooled)."""
+    def _adbc_conn(self) -> Iterator[Any]:
+        """A pooled ADBC PostgreSQL connection (bounded by the statement timeout)."""
         try:
             conn = self._adbc.get_nowait()
         except queue.Empty:
-            conn = self._adbc_connect()
+            import adbc_driver_postgresql.dbapi as adbc
+
+            url = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            conn = adbc.connect(url)
+            with conn.cursor() as cur:
+                cur.execute(f"SET statement_timeout = {self._timeout_ms}")
+            conn.commit()
         ok = False
         try:
             yield conn

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -51,6 +52,23 @@ def error_response(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
+def database_error(exc: BaseException) -> APIError | None:
+    """The answer for a database failure that is not a bug: a statement cut by the
+    statement timeout (or by the request's cancellation: the client is gone then, so the
+    answer is moot), or SQLite still busy after its busy timeout."""
+    orig = getattr(exc, "orig", exc)
+    text = str(orig)
+    kind = type(orig).__name__
+    if kind == "QueryCanceled" or getattr(orig, "sqlstate", None) == "57014" or (
+            kind == "OperationalError" and text == "interrupted"):
+        return APIError(503, "the query ran longer than the server's statement timeout; "
+                        "narrow it (fewer terms, a shorter time span, a smaller page)",
+                        headers={"retry-after": "1"})
+    if kind == "OperationalError" and "database is locked" in text:
+        return APIError(503, "the database is busy; try again", headers={"retry-after": "1"})
+    return None
+
+
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
     out = ""
@@ -76,7 +94,16 @@ def install(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(APIError(exc.status_code, str(exc.detail), headers=exc.headers))
 
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database(req: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if (answer := database_error(exc)) is not None:
+            return error_response(answer)
+        log.error("internal error on %s %s", req.method, req.url.path, exc_info=exc)
+        return error_response(APIError(500, "internal error"))
+
     @app.exception_handler(Exception)
     async def _internal(req: Request, exc: Exception) -> JSONResponse:
+        if (answer := database_error(exc)) is not None:  # ADBC's errors (Arrow reads)
+            return error_response(answer)
         log.exception("internal error on %s %s", req.method, req.url.path)
         return error_response(APIError(500, "internal error"))

@@ -47,7 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jwt_max_lifetime_seconds", 3600, "Longest lifetime (exp - iat) a JWT may "
             "have; tokens that claim more are refused with 401.", int),
     Setting("statement_timeout_seconds", 30, "Longest a single database statement of a "
-            "request may run before it is cancelled (the request then gets 503).", int),
+            "request may run before it is cancelled (the request then gets 503); 0: no "
+            "limit. Bulk writes (CSV ingests, cascade deletes) are not bounded.", float),
     Setting("max_connections", 1000, "Concurrent connections served; more get 503 at once.",
             int),
     Setting("max_header_bytes", 64 * 1024, "Largest request line plus headers accepted; "
@@ -82,7 +83,7 @@ class Settings:
     s3_endpoint_url: str = ""
     dls_quota_bytes: int = 0
     jwt_max_lifetime_seconds: int = 3600
-    statement_timeout_seconds: int = 30
+    statement_timeout_seconds: float = 30
     max_connections: int = 1000
     max_header_bytes: int = 64 * 1024
     header_timeout_seconds: int = 15

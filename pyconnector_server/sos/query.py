@@ -1,8 +1,8 @@
 """Observation queries, answered as one Arrow table: a row per record, a column per property.
 
 Values are stored one per (sensor, property, time). A query reads each property's
-series with one range scan through ADBC (Arrow straight from the database, no Python
-objects per value), then lines the series up on (sensor, time). When every series has
+series with one range scan, as Arrow (through ADBC on PostgreSQL, straight from the
+database; in blocks of rows from ``sqlite3`` on SQLite), then lines the series up on (sensor, time). When every series has
 the same keys - the usual case, a sensor reporting all its outputs each time - that is a
 plain column stack; otherwise an outer join. The same table then becomes JSON, CSV or an
 Arrow stream.
@@ -68,19 +68,14 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
             push = q.latest
         elif q.limit is not None:
             push = q.offset + q.limit + 1
-    series = []
-    with store.db.arrow() as conn:
-        cur = conn.cursor()
-        try:
-            for prop in read:
-                stmt = _series_sql(prop, sensors_of[prop.name], q, desc, push)
-                sql, args = store.db.compile(stmt)
-                cur.execute(sql, args)
-                series.append((prop, _typed(cur.fetch_arrow_table(), prop)))
-        finally:
-            cur.close()
-
-    keys = _align(series, filtered)
+    # Internal columns are s, t and v<i>: no user-chosen name is ever a column name
+    # before _present, so a property called "s" or "t" cannot shadow a key.
+    column = {prop.name: f"v{i}" for i, prop in enumerate(read)}
+    tables = store.db.read_arrow([
+        (_series_sql(prop, sensors_of[prop.name], q, desc, push),
+         _series_schema(prop, column[prop.name])) for prop in read])
+    series = list(zip(read, tables))
+    keys = _align(series, {column[n] for n in filtered}, column)
     if q.latest is not None:
         keys = keys.sort_by([("t", "descending"), ("s", "descending")]).slice(0, q.latest)
     order = "descending" if q.order == "desc" else "ascending"
@@ -91,8 +86,8 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
         keys = keys.slice(0, q.limit)
         last = keys.num_rows - 1
         next_cursor = encode_cursor(keys["t"][last].as_py(), keys["s"][last].as_py())
-    return Result(_present(keys, refs, [props[n] for n in wanted]), [props[n] for n in wanted],
-                  next_cursor)
+    return Result(_present(keys, refs, [props[n] for n in wanted], column),
+                  [props[n] for n in wanted], next_cursor)
 
 
 def _series_sql(prop: Prop, sensor_ids: list[int], q: ObservationQuery, desc: bool,
@@ -132,16 +127,12 @@ def _condition(col: Any, f: Filter, prop: Prop) -> Any:
     return _COMPARE[f.op](col, value)
 
 
-def _typed(table: pa.Table, prop: Prop) -> pa.Table:
-    # ADBC infers SQLite column types from the data; fix them to what the property says.
-    return pa.table({
-        "s": table.column("s").cast(pa.int64()),
-        "t": table.column("t").cast(pa.int64()),
-        prop.name: table.column("v").cast(ARROW_TYPES[prop.type]),
-    })
+def _series_schema(prop: Prop, column: str) -> pa.Schema:
+    return pa.schema([("s", pa.int64()), ("t", pa.int64()), (column, ARROW_TYPES[prop.type])])
 
 
-def _align(series: list[tuple[Prop, pa.Table]], required: set[str]) -> pa.Table:
+def _align(series: list[tuple[Prop, pa.Table]], required: set[str],
+           column: dict[str, str]) -> pa.Table:
     """One table keyed by (s, t) with a column per series; filtered series must match."""
     empty = pa.table({"s": pa.array([], pa.int64()), "t": pa.array([], pa.int64())})
     if not series:
@@ -152,17 +143,18 @@ def _align(series: list[tuple[Prop, pa.Table]], required: set[str]) -> pa.Table:
     if same:
         cols = {"s": first["s"], "t": first["t"]}
         for prop, tb in series:
-            cols[prop.name] = tb[prop.name]
+            cols[column[prop.name]] = tb[column[prop.name]]
         return pa.table(cols)
     keys = pa.concat_tables([tb.select(["s", "t"]) for _, tb in series])
     keys = keys.group_by(["s", "t"]).aggregate([])
     for prop, tb in series:
-        how = "inner" if prop.name in required else "left outer"
+        how = "inner" if column[prop.name] in required else "left outer"
         keys = keys.join(tb, ["s", "t"], join_type=how)
     return keys
 
 
-def _present(keys: pa.Table, refs: list[Any], props: list[Prop]) -> pa.Table:
+def _present(keys: pa.Table, refs: list[Any], props: list[Prop],
+             column: dict[str, str]) -> pa.Table:
     """Swap ids for names and epoch ms for timestamps: the table users see."""
     ids = np.array([r.id for r in refs], dtype=np.int64)
     order = np.argsort(ids)
@@ -176,7 +168,8 @@ def _present(keys: pa.Table, refs: list[Any], props: list[Prop]) -> pa.Table:
         "feature": features.take(pa.array(pos, pa.int64())),
     }
     for p in props:
-        cols[p.name] = keys[p.name] if p.name in keys.column_names else pa.nulls(
+        internal = column[p.name]
+        cols[p.name] = keys[internal] if internal in keys.column_names else pa.nulls(
             keys.num_rows, ARROW_TYPES[p.type])
     return pa.table(cols)
 
