@@ -25,3 +25,11 @@ def int_param(raw: str | None, field: str, default: int | None = None, lo: int =
         raise bad_request(f"{field}: must be at least {lo}" if n < lo else
                           f"{field}: at most {top}", field)
     return n
+
+
+def no_nul(value: str, field: str) -> str:
+    """``value`` unchanged, or 400 if it holds a NUL character: PostgreSQL text cannot
+    store one (SQLite can), so both stores refuse it up front, naming the field."""
+    if "\x00" in value:
+        raise bad_request(f"{field}: must not contain NUL characters", field)
+    return value
