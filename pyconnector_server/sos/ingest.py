@@ -116,7 +116,7 @@ def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str]
             kind = type(value)
             if ptype == "quantity" and (kind is float or kind is int) and math.isfinite(value):
                 out.append((sid, pname, t, float(value), None))
-            elif ptype == "text" and kind is str:
+            elif ptype == "text" and kind is str and "\x00" not in value:
                 out.append((sid, pname, t, None, value))
             else:
                 return None
@@ -126,9 +126,10 @@ def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str]
 def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> dict[str, Any]:
     body = v.obj(body, "body")
     raw_items = v.items(body.get("observations"), "observations")
-    # Only strings: a dict or list in `sensor` is unhashable; _item reports it as a 400.
+    # Only valid names: a dict or list in `sensor` is unhashable, and PostgreSQL refuses a
+    # NUL in a lookup; _item reports either as a 400.
     names = list({o["sensor"] for o in raw_items
-                  if isinstance(o, dict) and isinstance(o.get("sensor"), str)})
+                  if isinstance(o, dict) and v.is_name(o.get("sensor"))})
     results: list[dict[str, Any]] = []
     with store.db.write() as conn:
         sensors = {r.name: r for r in store.sensor_refs_in(conn, t, names)}
@@ -142,6 +143,8 @@ def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> 
             try:
                 rows, mine = (fast, {}) if fast is not None else _item(
                     raw, i, sensors, props, new_types, checked)
+                if routing != "db":  # the outbox keeps the item as sent: bound its nesting
+                    v.json_value(raw, f"observations[{i}]", max_bytes=None)
             except APIError as exc:
                 results.append({"index": i, **exc.body()})
                 continue

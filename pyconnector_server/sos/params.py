@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import no_nul
 from ..errors import bad_request
 from . import validate as v
 
@@ -58,7 +59,7 @@ class ObservationQuery:
         raw_filters = params.getlist("filter") if hasattr(params, "getlist") else (
             [params["filter"]] if params.get("filter") else [])
         for raw in raw_filters:
-            m = _FILTER.match(raw)
+            m = _FILTER.match(no_nul(raw, "filter"))
             if not m:
                 raise bad_request(f"filter: cannot read {raw!r}; write e.g. "
                                   "temperature>20 or status='ok'", "filter")

@@ -118,6 +118,7 @@ class SosStore:
         return out
 
     def update_feature(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        v.name(name, "name")
         body = v.obj(body, "feature")
         values = self._feature_values(body, "feature", partial=True)
         with self.db.write() as conn:
@@ -156,6 +157,7 @@ class SosStore:
                 "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
 
     def get_feature(self, t: Tenant, name: str) -> dict[str, Any]:
+        v.name(name, "name")
         with self.db.read() as conn:
             row = conn.execute(self._feature_query().where(
                 feature.c.tenant_id == t.id, feature.c.name == name)).first()
@@ -166,6 +168,8 @@ class SosStore:
     def list_features(self, t: Tenant, parent: str | None = None, limit: int | None = None,
                       offset: int = 0) -> list[dict[str, Any]]:
         q = self._feature_query().where(feature.c.tenant_id == t.id)
+        if parent is not None:
+            v.name(parent, "parent")
         with self.db.read() as conn:
             if parent is not None:
                 pid = self._feature_id(conn, t, parent)
@@ -176,6 +180,7 @@ class SosStore:
         return [self._feature_out(r) for r in rows]
 
     def delete_feature(self, t: Tenant, name: str, cascade: bool = False) -> dict[str, Any]:
+        v.name(name, "name")
         with self.db.write() as conn:
             fid = self._feature_id(conn, t, name)
             if fid is None:
@@ -260,7 +265,7 @@ class SosStore:
                 "name": v.property_name(item.get("name"), f"{f}.name"),
                 "type": v.choice(item.get("type"), f"{f}.type", v.PROPERTY_TYPES, "")
                 or None,
-                "unit": v.text(item.get("unit"), f"{f}.unit"),
+                "unit": v.unit(item.get("unit"), f"{f}.unit"),
                 "description": v.text(item.get("description"), f"{f}.description"),
             })
         return out
@@ -287,6 +292,7 @@ class SosStore:
                           "VALUES ({p}, {p}) ON CONFLICT DO NOTHING", pairs)
 
     def update_sensor(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        v.name(name, "name")
         body = v.obj(body, "sensor")
         with self.db.write() as conn:
             row = self._sensor_row(conn, t, name)
@@ -339,6 +345,7 @@ class SosStore:
                 "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
 
     def get_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
+        v.name(name, "name")
         with self.db.read() as conn:
             row = conn.execute(self._sensor_query().where(
                 sensor.c.tenant_id == t.id, sensor.c.name == name)).first()
@@ -349,6 +356,8 @@ class SosStore:
     def list_sensors(self, t: Tenant, feature_name: str | None = None,
                      limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         q = self._sensor_query().where(sensor.c.tenant_id == t.id)
+        if feature_name is not None:
+            v.name(feature_name, "feature")
         with self.db.read() as conn:
             if feature_name is not None:
                 fid = self._feature_id(conn, t, feature_name)
@@ -359,6 +368,7 @@ class SosStore:
             return [self._sensor_out(conn, r) for r in rows]
 
     def delete_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
+        v.name(name, "name")
         with self.db.write() as conn:
             row = self._sensor_row(conn, t, name)
             if row is None:
@@ -442,20 +452,21 @@ class SosStore:
                 raise APIError(409, f"observed property {name!r} already exists",
                                field=f"{field}.name")
             self._insert_property(conn, t, name, ptype,
-                                  v.text(body.get("unit"), f"{field}.unit"),
+                                  v.unit(body.get("unit"), f"{field}.unit"),
                                   v.text(body.get("description"), f"{field}.description"))
         return {"code": 201, "message": f"observed property {name!r} created", "name": name}
 
     def update_property(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+        v.name(name, "name")
         body = v.obj(body, "observedProperty")
         with self.db.write() as conn:
             prop = self._property(conn, t, name)
             if prop is None:
                 raise not_found(f"observed property {name!r}")
             values: dict[str, Any] = {}
-            for key in ("unit", "description"):
+            for key, check in (("unit", v.unit), ("description", v.text)):
                 if key in body:
-                    values[key] = v.text(body[key], f"observedProperty.{key}")
+                    values[key] = check(body[key], f"observedProperty.{key}")
             if "type" in body:
                 ptype = v.choice(body["type"], "observedProperty.type", v.PROPERTY_TYPES,
                                  prop.type)
@@ -474,7 +485,7 @@ class SosStore:
             observation.c.property_id == pid).limit(1)).first() is not None
 
     def get_property(self, t: Tenant, name: str) -> dict[str, Any]:
-        rows = self.list_properties(t, name=name)
+        rows = self.list_properties(t, name=v.name(name, "name"))
         if not rows:
             raise not_found(f"observed property {name!r}")
         return rows[0]
@@ -489,6 +500,7 @@ class SosStore:
                 for r in rows]
 
     def delete_property(self, t: Tenant, name: str) -> dict[str, Any]:
+        v.name(name, "name")
         with self.db.write() as conn:
             prop = self._property(conn, t, name)
             if prop is None:
