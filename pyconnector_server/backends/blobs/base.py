@@ -3,7 +3,7 @@
 A *key* is a relative, ``/``-separated name (``t1/5f0c…``); a *blob* is the bytes stored
 under it. Implementations provide the primitives marked abstract; the conveniences
 (:meth:`BlobStore.put`, :meth:`BlobStore.get`, :meth:`BlobStore.exists`,
-:meth:`BlobStore.append`) are derived here, and a backend overrides one only where it
+:meth:`BlobStore.append`, :meth:`BlobStore.list`) are derived here, and a backend overrides one only where it
 has a faster native way (the local store appends in place).
 
 Domain rules — who may see a blob, what its name is — live in the service layer; the
@@ -23,7 +23,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 CHUNK = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -44,6 +44,15 @@ def check_prefix(prefix: str) -> str:
     if prefix:
         check_key(prefix[:-1] if prefix.endswith("/") else prefix)
     return prefix
+
+
+class BlobInfo(NamedTuple):
+    """A committed blob: its key, its size in bytes, and when it was last written (epoch
+    seconds), so that a sweeper can tell a fresh blob from an old one."""
+
+    key: str
+    size: int
+    modified: float
 
 
 class BlobWriter(ABC):
@@ -125,13 +134,25 @@ class BlobStore(ABC):
         """Remove blob ``key``; removing a missing blob is not an error."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
-        """``(key, size)`` of every committed blob whose key starts with ``prefix``, sorted."""
+    def list_with_age(self, prefix: str = "") -> Iterator[BlobInfo]:
+        """A :class:`BlobInfo` of every committed blob whose key starts with ``prefix``,
+        sorted by key."""
+
+    @abstractmethod
+    def sweep_unfinished(self, before: float) -> int:
+        """Drop what writes begun before ``before`` (epoch seconds) and never committed nor
+        aborted left behind — a server killed mid-upload leaves its temporary file or
+        pending multipart upload — and return how many were dropped. Writes begun later
+        may still be in flight and are left alone."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections and clients (the store is not used afterwards)."""
 
     # -- derived ---------------------------------------------------------------------------
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of every committed blob whose key starts with ``prefix``, sorted."""
+        return ((b.key, b.size) for b in self.list_with_age(prefix))
+
     def put(self, key: str, data: bytes | Iterable[bytes]) -> int:
         """Store ``data`` (bytes or an iterable of chunks) under ``key`` atomically."""
         chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data

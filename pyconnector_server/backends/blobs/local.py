@@ -1,7 +1,9 @@
 """Blobs as files under one directory: the embedded default (``file://<data_dir>/blobs``).
 
 A write goes to a temporary file in ``<root>/.tmp`` (same file system) and is renamed
-over the key at commit: readers see the old file or the new one, never a part. Appends
+over the key at commit: readers see the old file or the new one, never a part. A file
+there that a killed server left behind is removed by :meth:`LocalBlobStore.sweep_unfinished`
+(the platform's sweeper calls it). Appends
 happen in place and are cut back to the old size if they fail. No ``fsync``: like the
 SQLite store (WAL, synchronous=NORMAL), an acknowledged write survives a crash of the
 server process, not of the operating system.
@@ -12,14 +14,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .base import CHUNK, BlobStore, BlobWriter, check_key, check_prefix
+from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, check_key, check_prefix
 
 TMP = ".tmp"
-STALE_SECONDS = 3600
 
 
 class LocalWriter(BlobWriter):
@@ -49,13 +49,6 @@ class LocalBlobStore(BlobStore):
         self.root = Path(root).expanduser().resolve()
         self.tmp = self.root / TMP
         self.tmp.mkdir(parents=True, exist_ok=True)
-        # Temporary files of writes cut short by a crash are garbage. A write in flight
-        # (maybe of another process on this root) touches its file all the time.
-        cutoff = time.time() - STALE_SECONDS
-        for stale in self.tmp.iterdir():
-            with contextlib.suppress(OSError):
-                if stale.stat().st_mtime < cutoff:
-                    stale.unlink()
 
     def _path(self, key: str) -> Path:
         path = self.root / check_key(key)
@@ -103,7 +96,7 @@ class LocalBlobStore(BlobStore):
             except OSError:
                 break
 
-    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+    def list_with_age(self, prefix: str = "") -> Iterator[BlobInfo]:
         check_prefix(prefix)
         out = []
         for dirpath, dirnames, filenames in os.walk(self.root):
@@ -114,10 +107,22 @@ class LocalBlobStore(BlobStore):
                 key = (rel / name).as_posix() if rel.parts else name
                 if key.startswith(prefix):
                     try:
-                        out.append((key, (Path(dirpath) / name).stat().st_size))
+                        st = (Path(dirpath) / name).stat()
                     except FileNotFoundError:  # deleted while listing
-                        pass
+                        continue
+                    out.append(BlobInfo(key, st.st_size, st.st_mtime))
         return iter(sorted(out))
+
+    def sweep_unfinished(self, before: float) -> int:
+        """Remove temporary files last written before ``before``: a write in flight (maybe
+        of another process on this root) touches its file all the time."""
+        n = 0
+        for stale in self.tmp.iterdir():
+            with contextlib.suppress(OSError):  # gone meanwhile: committed or aborted
+                if stale.stat().st_mtime < before:
+                    stale.unlink()
+                    n += 1
+        return n
 
     def append(self, key: str, data: Iterable[bytes], at: int | None = None) -> int:
         """In place: seek to ``at`` (dropping anything past it), write; on failure the

@@ -6,15 +6,18 @@ instance roles); ``endpoint_url`` points at a non-AWS service (MinIO, Ceph, moto
 
 An object appears in S3 only when its upload completes (``PutObject``, or
 ``CompleteMultipartUpload`` for big ones), so a write goes straight to its key and
-:meth:`S3Writer.abort` aborts the multipart upload: nothing is ever half visible.
+:meth:`S3Writer.abort` aborts the multipart upload: nothing is ever half visible. A
+multipart upload that a killed server never finished still holds its parts (and is billed)
+until :meth:`S3BlobStore.sweep_unfinished` aborts it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import CHUNK, BlobStore, BlobWriter, check_key, check_prefix
+from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, check_key, check_prefix
 
 # Multipart part size: S3 wants >= 5 MiB; bigger parts mean fewer requests.
 BLOCK = 16 << 20
@@ -98,7 +101,7 @@ class S3BlobStore(BlobStore):
         except FileNotFoundError:
             pass
 
-    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+    def list_with_age(self, prefix: str = "") -> Iterator[BlobInfo]:
         check_prefix(prefix)
         # Ask S3 for the deepest "directory" the prefix names, not the whole bucket.
         top = self.base + ("/" + prefix.rsplit("/", 1)[0] if "/" in prefix else "")
@@ -107,6 +110,50 @@ class S3BlobStore(BlobStore):
         except FileNotFoundError:
             return iter(())
         strip = len(self.base) + 1
-        out = sorted((path[strip:], int(info["size"])) for path, info in found.items()
+        out = sorted(BlobInfo(path[strip:], int(info["size"]), _epoch(info.get("LastModified")))
+                     for path, info in found.items()
                      if info.get("type") != "directory" and path[strip:].startswith(prefix))
         return iter(out)
+
+    def sweep_unfinished(self, before: float) -> int:
+        """Abort the multipart uploads under this store's prefix that began, and last
+        received a part, before ``before`` (a long upload still sending parts lives)."""
+        n = 0
+        args: dict[str, Any] = {"Bucket": self.bucket,
+                                "Prefix": f"{self.prefix}/" if self.prefix else ""}
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", **args)
+            for up in page.get("Uploads", []):
+                if _epoch(up.get("Initiated")) < before and \
+                        self._last_part(up["Key"], up["UploadId"]) < before:
+                    try:
+                        self.fs.call_s3("abort_multipart_upload", Bucket=self.bucket,
+                                        Key=up["Key"], UploadId=up["UploadId"])
+                    except FileNotFoundError:  # completed or aborted meanwhile
+                        continue
+                    n += 1
+            if not page.get("IsTruncated"):
+                return n
+            args.update(KeyMarker=page.get("NextKeyMarker", ""),
+                        UploadIdMarker=page.get("NextUploadIdMarker", ""))
+
+    def _last_part(self, key: str, upload_id: str) -> float:
+        """When the newest part of a multipart upload arrived (0: it has none)."""
+        newest = 0.0
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            try:
+                page = self.fs.call_s3("list_parts", **args)
+            except FileNotFoundError:  # completed or aborted meanwhile
+                return time.time()
+            for part in page.get("Parts", []):
+                newest = max(newest, _epoch(part.get("LastModified")))
+            if not page.get("IsTruncated"):
+                return newest
+            args["PartNumberMarker"] = page["NextPartNumberMarker"]
+
+
+def _epoch(when: Any) -> float:
+    """S3's time stamps (datetimes) as epoch seconds; an unknown one counts as now, so
+    nothing is swept on a guess."""
+    return when.timestamp() if hasattr(when, "timestamp") else time.time()
