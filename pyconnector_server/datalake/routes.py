@@ -10,6 +10,7 @@ TCUP's ``DlsResponse`` list (``key``, ``value``, ``code``, ``messages``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,8 +23,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from ..auth import Tenant, current_tenant
 from ..backends.blobs import BlobWriter
-from ..errors import APIError
+from ..errors import APIError, bad_request
 from ..limits import read_json, read_json_object
+from . import form as fb
 from . import validate as v
 from .query import CatalogQuery
 from .store import DatalakeStore, DlsUser, dls_error
@@ -67,11 +69,11 @@ def _multi(items: list[dict[str, Any]]) -> JSONResponse:
 
 
 # -- files ---------------------------------------------------------------------------------
-async def _blocks(request: Request) -> AsyncIterator[bytes]:
-    """The request body in blocks of about :data:`WRITE_BLOCK` bytes."""
+async def _blocks(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` (a request body, a form part) in blocks of about :data:`WRITE_BLOCK`."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         parts.append(chunk)
         size += len(chunk)
         if size >= WRITE_BLOCK:
@@ -81,20 +83,28 @@ async def _blocks(request: Request) -> AsyncIterator[bytes]:
         yield b"".join(parts)
 
 
-async def _stream_to(writer: BlobWriter, request: Request, room: int | None) -> int:
-    """Write the body to ``writer``; the next block is received while the last one is
-    written (a thread writes, the event loop reads), and ``room`` bytes at most."""
+async def _stream_to(writer: BlobWriter, chunks: AsyncIterator[bytes],
+                     room: int | None) -> tuple[int, str]:
+    """Write ``chunks`` to ``writer``, ``room`` bytes at most; return the size and the
+    SHA-256 (hex). The next block is received while the last one is hashed and written
+    (a thread does both, the event loop reads)."""
+    digest = hashlib.sha256()
+
+    def put(block: bytes) -> None:
+        digest.update(block)
+        writer.write(block)
+
     pending: asyncio.Future[None] | None = None
     seen = 0
     try:
-        async for block in _blocks(request):
+        async for block in _blocks(chunks):
             seen += len(block)
             if room is not None and seen > room:
                 raise dls_error(409, "insufficient.storage",
                                 f"the upload is bigger than the {room} bytes of quota left")
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(run_in_threadpool(writer.write, block))
+            pending = asyncio.ensure_future(run_in_threadpool(put, block))
         if pending is not None:
             await pending
     except BaseException:
@@ -102,16 +112,43 @@ async def _stream_to(writer: BlobWriter, request: Request, room: int | None) -> 
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([pending])
         raise
-    return seen
+    return seen, digest.hexdigest()
 
 
-@router.post("/file", status_code=201, summary="Upload a file (the request body, streamed)",
-             description="Name it with filename, directory and savepoint (your area), or "
+async def _store_blob(s: DatalakeStore, u: DlsUser, chunks: AsyncIterator[bytes],
+                      room: int | None) -> tuple[str, int, str]:
+    """Stream ``chunks`` to a new blob; its key, size and SHA-256. Nothing stays if the
+    stream fails."""
+    key = s.new_blob_key(u.tenant)
+    writer = await _call(s.blobs.writer, key)
+    try:
+        size, sha256 = await _stream_to(writer, chunks, room)
+        await _call(writer.commit)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _call(writer.abort)
+        raise
+    return key, size, sha256
+
+
+def _content_type(raw: str, field: str) -> str:
+    """The file's media type from a Content-Type header; "" to guess it from the name."""
+    essence = raw.split(";")[0].strip()
+    if essence.lower() in ("", "application/octet-stream",
+                           "application/x-www-form-urlencoded"):
+        return ""
+    return v.content_type(essence, field)
+
+
+@router.post("/file", status_code=201, summary="Upload a file (streamed)",
+             description="The body is the file; or TCUP's multipart/form-data form with "
+             "parts file (its filename is the default filename), comment and metadata "
+             "(repeatable). Name it with filename, directory and savepoint (your area), or "
              "file-uri (an existing file you may write). mode: RESTRICT (default: refuse if "
              "it exists), OVERWRITE, APPEND or ARCHIVE (keep the old one under a time-stamped "
              "name). metadata: key=value (repeatable or comma-separated; private@key is "
              "yours alone). sizeInBytes (or Content-Length) lets a quota refusal come "
-             "before the bytes.")
+             "before the bytes. The answer carries the file's SHA-256.")
 async def upload(request: Request, filename: str | None = None, directory: str | None = None,
                  savepoint: str | None = None, mode: str | None = None,
                  comment: str | None = None, metadata: list[str] = Query(default=[]),
@@ -121,34 +158,45 @@ async def upload(request: Request, filename: str | None = None, directory: str |
     m = v.mode(mode)
     items = v.metadata(metadata)
     note = v.comment(comment) if comment is not None else None
-    declared = sizeInBytes
-    length = request.headers.get("content-length")
-    if declared is None and length and length.isdigit():
-        declared = int(length)
     if file_uri is not None:
         v.uri(file_uri)
-        target, room = await _call(s.plan_upload, u, m, uri=file_uri, declared_size=declared)
     else:
-        target, room = await _call(
-            s.plan_upload, u, m, directory=v.directory(directory),
-            savepoint=v.savepoint(savepoint),
-            filename=None if filename is None else v.filename(filename),
-            declared_size=declared)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip()
-    if ctype in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
-        ctype = ""
-    key = s.new_blob_key(u.tenant)
-    writer = await _call(s.blobs.writer, key)
-    try:
-        await _stream_to(writer, request, room)
-        size = await _call(writer.commit)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await _call(writer.abort)
-        raise
+        directory, savepoint = v.directory(directory), v.savepoint(savepoint)
+        filename = None if filename is None else v.filename(filename)
+    header = request.headers.get("content-type", "")
+    form = fb.boundary(header)
+    declared = sizeInBytes
+    length = request.headers.get("content-length")
+    if declared is None and form is None and length and length.isdigit():
+        declared = int(length)  # a form's length is more than its file's
+
+    async def plan(name: str | None) -> Any:
+        if file_uri is not None:
+            return await _call(s.plan_upload, u, m, uri=file_uri, declared_size=declared)
+        return await _call(s.plan_upload, u, m, directory=directory, savepoint=savepoint,
+                           filename=name, declared_size=declared)
+
+    if form is None:
+        ctype = _content_type(header, "content-type")
+        target, room = await plan(filename)
+        key, size, sha256 = await _store_blob(s, u, request.stream(), room)
+    else:
+        target, key, size, sha256, ctype, fields = await _read_form(
+            fb.FormReader(request.stream(), form), s, u, filename, plan)
+        try:
+            items = v.metadata(metadata + fields["metadata"])  # the query's, then the form's
+            if fields["comment"]:
+                if note is not None or len(fields["comment"]) > 1:
+                    raise bad_request("comment: give one comment, in the form or the query",
+                                      "comment")
+                note = v.comment(fields["comment"][0])
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _call(s.blobs.delete, key)
+            raise
     try:
         answer, garbage = await _call(s.commit_upload, u, target, key, size, items, note,
-                                      ctype or None)
+                                      ctype or None, sha256)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _call(s.blobs.delete, key)
@@ -156,6 +204,41 @@ async def upload(request: Request, filename: str | None = None, directory: str |
     for old in garbage:
         await _call(s.blobs.delete, old)
     return JSONResponse(answer, status_code=answer["code"])
+
+
+async def _read_form(form: fb.FormReader, s: DatalakeStore, u: DlsUser,
+                     filename: str | None, plan: Callable[[str | None], Any],
+                     ) -> tuple[Any, str, int, str, str, dict[str, list[str]]]:
+    """Read TCUP's upload form: the file part to a new blob (planned when its headers
+    arrive: its filename is the default name), the text parts into ``fields``. Returns the
+    target, the blob's key, size and SHA-256, the file's media type and the text fields."""
+    fields: dict[str, list[str]] = {"comment": [], "metadata": []}
+    stored: tuple[Any, str, int, str, str] | None = None
+    try:
+        while (part := await form.next_part()) is not None:
+            if part.name == "file":
+                if stored is not None:
+                    raise bad_request("file: one file per upload", "file")
+                name = filename
+                if name is None and part.filename:
+                    name = v.filename(part.filename, "file")
+                ctype = _content_type(part.content_type, "file")
+                target, room = await plan(name)
+                key, size, sha256 = await _store_blob(s, u, form.data(), room)
+                stored = (target, key, size, sha256, ctype)
+            elif part.name in fields:
+                fields[part.name].append(await form.text(part.name))
+            else:
+                raise bad_request(f"{part.name[:64]}: not a part of the upload form (file, "
+                                  "comment, metadata)", "body")
+        if stored is None:
+            raise bad_request("file: the form has no part named 'file'", "file")
+    except BaseException:
+        if stored is not None:
+            with anyio.CancelScope(shield=True):
+                await _call(s.blobs.delete, stored[1])
+        raise
+    return (*stored, fields)
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

@@ -9,6 +9,7 @@ key. Until that commit readers see the old file; if it fails the new blob is del
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import secrets
 import time
@@ -68,6 +69,25 @@ class Target:
     @property
     def path(self) -> str:
         return v.join_path(self.directory, self.savepoint, self.filename)
+
+
+# An APPEND that finds the file changed when it commits starts again this many times.
+APPEND_TRIES = 3
+
+
+class _Changed(Exception):
+    """The file an APPEND was combined with changed before the catalog was updated."""
+
+
+@dataclass
+class _Blob:
+    """A blob written for an upload: key, size, SHA-256; ``used`` once the catalog (or
+    the garbage list) owns it."""
+
+    key: str
+    size: int
+    sha256: str
+    used: bool = False
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, **values: Any) -> None:
@@ -301,9 +321,55 @@ class DatalakeStore:
 
     def commit_upload(self, u: DlsUser, target: Target, blob_key: str, size: int,
                       items: list[v.MetaItem], comment: str | None,
-                      content_type: str | None) -> tuple[dict[str, Any], list[str]]:
-        """Record an upload whose bytes are in ``blob_key``; return the answer and the blob
-        keys to delete now that the catalog no longer points at them."""
+                      content_type: str | None, sha256: str | None = None,
+                      ) -> tuple[dict[str, Any], list[str]]:
+        """Record an upload whose bytes (``sha256`` their hash) are in ``blob_key``; return
+        the answer and the blob keys to delete now that the catalog no longer points at them.
+
+        Blob I/O never happens inside a transaction (it would make every writer of every
+        service wait): an APPEND first writes the old content and the upload to a new blob,
+        then one short transaction swaps it in if the file did not change meanwhile; if it
+        did, the append starts again from the new content (:data:`APPEND_TRIES` times).
+        """
+        for _ in range(APPEND_TRIES):
+            base = combined = None
+            if target.mode == "APPEND":
+                with self.db.read() as conn:
+                    base = conn.execute(sa.select(file).where(
+                        file.c.owner_id == target.owner_id, file.c.path == target.path)).first()
+                if base is not None:
+                    combined = self._combine(u.tenant, base, blob_key)
+            try:
+                return self._record(u, target, blob_key, size, items, comment, content_type,
+                                    sha256, base, combined)
+            except _Changed:
+                continue
+            finally:
+                if combined is not None and not combined.used:
+                    self.blobs.delete(combined.key)
+        raise dls_error(409, "file.changed", f"{target.owner}/{target.path} kept changing "
+                        f"while this append was written ({APPEND_TRIES} tries); try again",
+                        "filename")
+
+    def _combine(self, t: Tenant, base: Any, upload_key: str) -> _Blob:
+        """A new blob of ``base``'s content followed by the upload's, and its SHA-256."""
+        key = self.new_blob_key(t)
+        digest = hashlib.sha256()
+        try:
+            with self.blobs.writer(key) as w:
+                for src, end in ((base.blob_key, base.size), (upload_key, None)):
+                    for chunk in self.blobs.read(src, 0, end):
+                        digest.update(chunk)
+                        w.write(chunk)
+        except FileNotFoundError:
+            raise _Changed from None  # base's blob was replaced (and deleted) meanwhile
+        return _Blob(key, w.size, digest.hexdigest())
+
+    def _record(self, u: DlsUser, target: Target, blob_key: str, size: int,
+                items: list[v.MetaItem], comment: str | None, content_type: str | None,
+                sha256: str | None, base: Any, combined: _Blob | None,
+                ) -> tuple[dict[str, Any], list[str]]:
+        """The upload's one write transaction: catalog only, no blob I/O."""
         ts = now_ms()
         garbage: list[str] = []
         with self.db.write() as conn:
@@ -311,6 +377,10 @@ class DatalakeStore:
             existing = conn.execute(sa.select(file).where(
                 file.c.owner_id == target.owner_id, file.c.path == target.path)
                 .with_for_update()).first()
+            if target.mode == "APPEND" and (
+                    (existing is None) != (base is None) or existing is not None and (
+                        existing.blob_key, existing.size) != (base.blob_key, base.size)):
+                raise _Changed
             target.existing = existing
             self._check_target(conn, target)
             mode = target.mode if existing is not None else "CREATED"
@@ -321,18 +391,18 @@ class DatalakeStore:
                 or "application/octet-stream"
             extra: dict[str, str] = {}
             if mode == "APPEND":
-                new_size = self.blobs.append(existing.blob_key, self.blobs.read(blob_key),
-                                             at=existing.size)
-                garbage.append(blob_key)
+                assert combined is not None
+                garbage += [blob_key, existing.blob_key]
                 conn.execute(sa.update(file).where(file.c.id == existing.id).values(
-                    size=new_size, updated_ms=ts, updated_by=u.id,
-                    **({"comment": comment} if comment else {})))
-                fid, size = existing.id, new_size
+                    size=combined.size, blob_key=combined.key, sha256=combined.sha256,
+                    updated_ms=ts, updated_by=u.id, **({"comment": comment} if comment else {})))
+                combined.used = True
+                fid, size, sha256 = existing.id, combined.size, combined.sha256
             elif mode == "OVERWRITE":
                 garbage.append(existing.blob_key)
                 conn.execute(sa.update(file).where(file.c.id == existing.id).values(
-                    size=size, blob_key=blob_key, content_type=ctype, updated_ms=ts,
-                    updated_by=u.id, **({"comment": comment} if comment else {})))
+                    size=size, blob_key=blob_key, sha256=sha256, content_type=ctype,
+                    updated_ms=ts, updated_by=u.id, **({"comment": comment} if comment else {})))
                 fid = existing.id
             else:
                 if mode == "ARCHIVE":
@@ -342,15 +412,15 @@ class DatalakeStore:
                     tenant_id=u.tenant.id, owner_id=target.owner_id, path=target.path,
                     directory=target.directory, savepoint=target.savepoint,
                     filename=target.filename, size=size, content_type=ctype,
-                    comment=comment or "", blob_key=blob_key, created_ms=ts, updated_ms=ts,
-                    updated_by=u.id)).inserted_primary_key[0]
+                    comment=comment or "", blob_key=blob_key, sha256=sha256, created_ms=ts,
+                    updated_ms=ts, updated_by=u.id)).inserted_primary_key[0]
             extra["dls:lineage"] = mode
             self._set_meta(conn, u, fid, items, extra)
         uri = f"{u.tenant.name}/{target.owner}/{target.path}"
         message = {"CREATED": "created", "OVERWRITE": "overwritten", "APPEND": "appended",
                    "ARCHIVE": "archived"}[mode]
         answer = {"code": 201 if mode in ("CREATED", "ARCHIVE") else 200, "message": message,
-                  "uri": uri, "size-bytes": size}
+                  "uri": uri, "size-bytes": size, "sha256": sha256}
         if "dls:archivedTo" in extra:
             answer["archived-to"] = extra["dls:archivedTo"]
         return answer, garbage
@@ -438,7 +508,8 @@ class DatalakeStore:
         return [{
             "uri": f"{u.tenant.name}/{names.get(r.owner_id)}/{r.path}",
             "filename": r.filename, "directory": r.directory, "savepoint": r.savepoint,
-            "size-bytes": r.size, "content-type": r.content_type, "comment": r.comment,
+            "size-bytes": r.size, "content-type": r.content_type, "sha256": r.sha256,
+            "comment": r.comment,
             "created-on": format_tcup(r.created_ms), "created-by": names.get(r.owner_id),
             "updated-on": format_tcup(r.updated_ms), "updated-by": names.get(r.updated_by),
             "permitted-action": self._perms(u, r, shares), "metadata": metas[r.id],

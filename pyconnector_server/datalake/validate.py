@@ -21,6 +21,9 @@ MAX_DEPTH = 10
 MAX_METADATA = 100
 SYSTEM_PREFIX = "dls:"
 PRIVATE_PREFIX = "private@"
+# A file URI: a tenant name (255), a user name (64) and a path (dls_file.path, 600).
+MAX_PATH = 600
+MAX_URI = 255 + 1 + 64 + 1 + MAX_PATH
 
 # TCUP: directories `^(/([\w-]+))+$`; savepoints `[\w-.:]*` with a letter, <= 50 chars.
 _DIR_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -28,7 +31,16 @@ _SAVEPOINT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,49}$")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _RELATION = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_META_PATTERN = re.compile(r"^[A-Za-z0-9_.:*-]{1,255}$")  # a key in a search
+# Control characters, and lone surrogates (JSON can carry "\ud800"; no database stores one).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# A media type's essence (RFC 9110 tokens); 127 + 1 + 127 fits dls_file.content_type.
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}$")
+MAX_META_KEY = 255
+# A private key is stored as "<user id>@<name>" in the 255 characters of dls_meta.key:
+# names leave room for the longest id (10 digits) and the "@".
+MAX_PRIVATE_KEY = MAX_META_KEY - len("2147483647@")
+MAX_META_VALUE = 1024
 _ENCODED = re.compile(r"%(2f|5c|00|2e)", re.IGNORECASE)
 
 
@@ -36,7 +48,8 @@ def _text(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise bad_request(f"{field}: expected a string", field)
     if _CONTROL.search(value):
-        raise bad_request(f"{field}: must not contain NUL or control characters", field)
+        raise bad_request(f"{field}: must not contain NUL, control characters or lone "
+                          "surrogates", field)
     if _ENCODED.search(value):
         raise bad_request(f"{field}: must not contain encoded slashes, dots or NUL "
                           "(%2F, %5C, %2E, %00)", field)
@@ -119,6 +132,15 @@ def comment(value: Any, field: str = "comment") -> str:
     return text
 
 
+def content_type(value: Any, field: str = "content-type") -> str:
+    """A media type ``type/subtype`` (parameters dropped), as stored with a file."""
+    text = _text(value, field).split(";")[0].strip()
+    if not _MEDIA_TYPE.match(text):
+        raise bad_request(f"{field}: {text[:80]!r} is not a media type: type/subtype, "
+                          "each at most 127 letters, digits or !#$&^_.+-", field)
+    return text
+
+
 def mode(value: Any, field: str = "mode") -> str:
     if value is None or value == "":
         return "RESTRICT"
@@ -148,7 +170,11 @@ class Uri:
 
 
 def uri(value: Any, field: str = "file-uri") -> Uri:
+    """A file URI ``<tenant>/<user>/<path>``, no longer than the catalog can hold."""
     text = _text(value, field)
+    if len(text) > MAX_URI:
+        raise bad_request(f"{field}: at most {MAX_URI} characters (<tenant>/<user>/<path>, "
+                          f"the path at most {MAX_PATH})", field)
     if text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text):
         raise bad_request(f"{field}: {text!r} must be relative: <tenant>/<user>/"
                           "[<directory>/][<savepoint>/]<filename>", field)
@@ -163,6 +189,9 @@ def uri(value: Any, field: str = "file-uri") -> Uri:
         raise bad_request(f"{field}: too many segments", field)
     user_name(parts[1], field)
     filename(parts[-1], field)
+    if len(text) - len(parts[0]) - len(parts[1]) - 2 > MAX_PATH:
+        raise bad_request(f"{field}: the path after <tenant>/<user>/ is at most {MAX_PATH} "
+                          "characters", field)
     return Uri(parts[0], parts[1], "/".join(parts[2:]))
 
 
@@ -203,15 +232,30 @@ def split_items(text: str) -> list[str]:
     return out
 
 
-def meta_key(raw: str, field: str) -> tuple[str, bool]:
+def meta_key(raw: str, field: str, pattern: bool = False) -> tuple[str, bool]:
+    """A metadata key as written (``site``, ``private@note``) and whether it is private.
+    ``pattern``: a key in a search, which may hold ``*`` and name the platform's keys.
+    ``@`` is refused but in the ``private@`` prefix: private keys are stored as
+    ``<user id>@key``, so a key such as ``1@note`` would read as user 1's private one."""
     private = raw.startswith(PRIVATE_PREFIX)
     name = raw[len(PRIVATE_PREFIX):] if private else raw
-    if name.startswith(SYSTEM_PREFIX):
+    if "@" in name:
+        raise bad_request(f"{field}: key {raw[:80]!r}: '@' is allowed only in the prefix "
+                          "'private@' (your own private keys)", field)
+    if pattern:
+        if not _META_PATTERN.match(name):
+            raise bad_request(f"{field}: key {raw[:80]!r} must be letters, digits, '_', '.', "
+                              "':', '-' or '*' (at most 255), optionally after 'private@'",
+                              field)
+    elif name.startswith(SYSTEM_PREFIX):
         raise bad_request(f"{field}: keys starting with '{SYSTEM_PREFIX}' belong to the "
                           "platform", field)
-    if not _META_KEY.match(name):
+    elif not _META_KEY.match(name):
         raise bad_request(f"{field}: key {raw!r} must be letters, digits, '_', '.', ':' or "
                           "'-' (at most 255), optionally after 'private@'", field)
+    if private and len(name) > MAX_PRIVATE_KEY:
+        raise bad_request(f"{field}: a private key is at most {MAX_PRIVATE_KEY} characters "
+                          "after 'private@'", field)
     return raw, private
 
 
@@ -239,8 +283,8 @@ def metadata(values: list[str] | None, field: str = "metadata") -> list[MetaItem
                 value = value[1:-1]
             elif value[:1] in ("'", '"') or value[-1:] in ("'", '"'):
                 raise bad_request(f"{f}: unbalanced quote in {part!r}", f)
-            if len(value) > 1024:
-                raise bad_request(f"{f}: value longer than 1024 characters", f)
+            if len(value) > MAX_META_VALUE:
+                raise bad_request(f"{f}: value longer than {MAX_META_VALUE} characters", f)
             if key in items:
                 raise bad_request(f"{f}: key {key!r} given twice", f)
             items[key] = MetaItem(key, value, private)

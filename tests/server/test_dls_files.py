@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from dls_helper import Dls
 
@@ -19,7 +21,8 @@ def test_upload_then_download_round_trip_with_the_seed_uri_layout(dls: Dls) -> N
                    metadata=["site=pune,rate=5", "private@note=mine"])
     assert r.status_code == 201, r.text
     uri = dls.uri("dlsadmin", "csv/SampleFlightData1/SampleFlightData1.csv")
-    assert r.json() == {"code": 201, "message": "created", "uri": uri, "size-bytes": len(CSV)}
+    assert r.json() == {"code": 201, "message": "created", "uri": uri, "size-bytes": len(CSV),
+                        "sha256": hashlib.sha256(CSV).hexdigest()}
     got = dls.download("dlsadmin", uri)
     assert got.status_code == 200
     assert got.content == CSV
