@@ -33,3 +33,13 @@ def no_nul(value: str, field: str) -> str:
     if "\x00" in value:
         raise bad_request(f"{field}: must not contain NUL characters", field)
     return value
+
+
+def text_param(raw: str | None, field: str, max_len: int) -> str | None:
+    """A free-text request value of at most ``max_len`` characters and no NUL, or 400.
+    The bound keeps work a user can ask of the database (patterns, comparisons) small."""
+    if raw is None:
+        return None
+    if len(raw) > max_len:
+        raise bad_request(f"{field}: at most {max_len} characters (got {len(raw)})", field)
+    return no_nul(raw, field)

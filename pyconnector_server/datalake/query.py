@@ -13,6 +13,17 @@ Metadata expressions (``metadata=``)::
 Operators ``= != > < >= <=``. A bare number (``rate>=5``) compares numerically; a quoted
 value (``rate>='5'``) or a bare word compares as text. ``!=`` matches files that have the
 key with another value.
+
+Every query a user shapes is bounded (:data:`MAX_EXPRESSION`, :data:`MAX_TERMS`,
+:data:`MAX_NESTING`, :data:`MAX_SIZE_TERMS`, text lengths, numbers), and a metadata
+expression becomes one aggregate over ``dls_meta`` whatever its shape: one flag per
+distinct term, grouped by file, then the expression over the flags. Its cost grows with
+the metadata rows times the distinct terms, never with the nesting.
+
+Private keys are stored as ``<user id>@key``. A search sees keys by the names its caller
+sees (``key`` and, for the caller's own, ``private@key``): no spelling of a key or a
+pattern reaches another user's private rows, and ``@`` is refused in keys except in the
+``private@`` prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,15 +39,31 @@ from starlette.datastructures import QueryParams
 
 from pyconnector.times import parse_time
 
-from ..checks import int_param
+from ..checks import int_param, text_param
 from ..errors import bad_request
 from .tables import file, meta
-from .validate import directory, filename, number, savepoint
+from .validate import (
+    PRIVATE_PREFIX,
+    directory,
+    filename,
+    meta_key,
+    number,
+    savepoint,
+)
 
 SORTS = {"createdOn": file.c.created_ms, "fileName": file.c.filename, "size": file.c.size,
          "updatedOn": file.c.updated_ms}
 UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40,
          "pb": 1 << 50}
+# Bounds of what one search may ask (400 past them, naming the limit and the field).
+MAX_EXPRESSION = 4000   # characters of a metadata expression
+MAX_TERMS = 64          # terms of a metadata expression, as written
+MAX_NESTING = 10        # depth of brackets in a metadata expression
+MAX_SIZE_TERMS = 4      # repeated size= parameters
+MAX_VALUE = 1024        # a value in a metadata expression: dls_meta.value holds 1024
+MAX_TEXT = MAX_VALUE    # text=: no longer text could match a name, comment or value
+MAX_SHORT = 128         # size=, time= (both times of one)
+MAX_BYTES = 2**63 - 1   # a size the BIGINT column can hold
 _SIZE = re.compile(r"^\s*(>=|<=|!=|>|<|=)?\s*(\d+(?:\.\d+)?)\s*([kmgtp]?b)?\s*$", re.I)
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
@@ -44,12 +72,17 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 
 def size_condition(text: str, field: str = "size") -> Any:
     """``>10mb`` → ``file.size > 10485760`` (units are powers of 1024)."""
-    m = _SIZE.match(text)
+    m = _SIZE.match(text_param(text, field, MAX_SHORT) or "")
     if not m:
         raise bad_request(f"{field}: {text!r} is not a size expression such as '>10mb' "
                           "(operators = != > < >= <=, units b kb mb gb tb pb)", field)
-    op, num, unit = m[1] or "=", float(m[2]), (m[3] or "").lower()
-    return _OPS[op](file.c.size, int(num * UNITS[unit]))
+    op, num, unit = m[1] or "=", Decimal(m[2]), (m[3] or "").lower()
+    # Decimal: exact for any number of digits, where a float would turn into inf.
+    size = int(num * UNITS[unit])
+    if size > MAX_BYTES:
+        raise bad_request(f"{field}: {text.strip()!r} is over the largest size, "
+                          f"{MAX_BYTES} bytes", field)
+    return _OPS[op](file.c.size, size)
 
 
 # -- metadata expressions --------------------------------------------------------------------
@@ -84,13 +117,15 @@ class MetadataExpression:
     """Parse once, then :meth:`condition` for a viewer (private keys are per user)."""
 
     def __init__(self, text: str, field: str = "metadata") -> None:
-        self.text = text
+        self.text = text_param(text, field, MAX_EXPRESSION) or ""
         self.field = field
         self.toks = _tokens(text, field)
         self.i = 0
+        self.terms = 0
+        self.depth = 0
         if not self.toks:
             raise bad_request(f"{field}: empty expression", field)
-        self.tree = self._or()
+        self.tree = _normal(self._or())
         if self.i < len(self.toks):
             tok = self.toks[self.i]
             raise bad_request(f"{field}: unexpected {tok.text!r} at position {tok.pos + 1}"
@@ -125,65 +160,142 @@ class MetadataExpression:
         if tok is None:
             raise self._fail("a term")
         if tok.text == "(":
+            # Checked before descending: the parser recurses once per bracket.
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise bad_request(f"{self.field}: at most {MAX_NESTING} levels of brackets",
+                                  self.field)
             self.i += 1
             inner = self._or()
             if not (self._peek() and self._peek().text == ")"):  # type: ignore[union-attr]
                 raise self._fail("')'")
             self.i += 1
+            self.depth -= 1
             return inner
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise bad_request(f"{self.field}: at most {MAX_TERMS} terms", self.field)
         if tok.kind == "quoted":
             self.i += 1
-            return ("value", tok.text[1:-1])
+            return ("value", self._value(tok.text[1:-1]))
         if tok.kind != "word":
             raise self._fail("a key or a quoted value")
         self.i += 1
+        key = self._key_name(tok.text)
         op = self._peek()
         if not op or op.kind != "op":
-            return ("has", tok.text)
+            return ("has", key)
         self.i += 1
         value = self._peek()
         if not value or value.kind not in ("quoted", "word"):
             raise self._fail(f"a value after {op.text!r}")
         self.i += 1
         if value.kind == "quoted":
-            return ("cmp", tok.text, op.text, value.text[1:-1], False)
-        return ("cmp", tok.text, op.text, value.text, number(value.text) is not None)
+            return ("cmp", key, op.text, self._value(value.text[1:-1]), False)
+        return ("cmp", key, op.text, self._value(value.text),
+                number(value.text) is not None)
+
+    def _key_name(self, key: str) -> str:
+        return meta_key(key, self.field, pattern=True)[0]
+
+    def _value(self, value: str) -> str:
+        if len(value) > MAX_VALUE:
+            raise bad_request(f"{self.field}: a value is at most {MAX_VALUE} characters",
+                              self.field)
+        return value
 
     # -- SQL -----------------------------------------------------------------------------
-    def condition(self, viewer_id: int) -> Any:
-        """A condition on :data:`file` rows for the user ``viewer_id``."""
-        return self._sql(self.tree, viewer_id)
+    def condition(self, viewer_id: int, scope: Any = None, within: Any = None) -> Any:
+        """A condition on :data:`file` rows for the user ``viewer_id``, reading only the
+        metadata of the files ``within`` (a condition on ``scope``, an alias of
+        :data:`file`: the files the viewer may see).
 
-    def _key(self, key: str, viewer_id: int) -> Any:
-        if key.startswith("private@"):
-            key = f"{viewer_id}@{key[len('private@'):]}"
-        if "*" in key:
-            cond = meta.c.key.like(_like(key), escape="\\")
-            # Someone else's private keys (`<id>@key`) never match a pattern.
-            return sa.and_(cond, sa.or_(~meta.c.key.contains("@"),
-                                        meta.c.key.startswith(f"{viewer_id}@")))
-        return meta.c.key == key
+        Terms joined by OR alone need one semi-join: a file matches if one of its rows
+        does. Otherwise one aggregate groups the rows by file with a flag per distinct
+        term, and the expression is evaluated over the flags."""
+        leaves: dict[tuple[Any, ...], str] = {}
+        _collect(self.tree, leaves)
+        tests = {name: _row_test(leaf, viewer_id) for leaf, name in leaves.items()}
+        alone = all(n[0] not in ("and", "or") for n in _terms_of_or(self.tree))
+        q = sa.select(meta.c.file_id) if alone else sa.select(meta.c.file_id, *[
+            sa.func.max(sa.case((test, 1), else_=0)).label(name)
+            for name, test in tests.items()])
+        if scope is not None:
+            q = q.join(scope, scope.c.id == meta.c.file_id).where(within)
+        # Only rows some term can match are read (an index finds those of exact keys).
+        q = q.where(sa.or_(*tests.values()))
+        if alone:
+            return file.c.id.in_(q)
+        flags = q.group_by(meta.c.file_id).subquery("terms")
+        return file.c.id.in_(sa.select(flags.c.file_id).where(_flags(self.tree, leaves,
+                                                                      flags)))
 
-    def _sql(self, node: tuple[Any, ...], viewer_id: int) -> Any:
-        kind = node[0]
-        if kind in ("and", "or"):
-            parts = [self._sql(n, viewer_id) for n in node[1:]]
-            return sa.and_(*parts) if kind == "and" else sa.or_(*parts)
-        if kind == "has":
-            cond = self._key(node[1], viewer_id)
-        elif kind == "value":
-            cond = sa.and_(_text_eq(node[1]), self._key("*", viewer_id))
-        else:
-            _, key, op, value, numeric = node
-            if numeric:
-                test = _OPS[op](meta.c.num, float(value))
-            elif op in ("=", "!="):
-                test = _text_eq(value)
-                test = test if op == "=" else ~test
-            else:
-                test = _OPS[op](meta.c.value, value)
-            cond = sa.and_(self._key(key, viewer_id), test)
-        return file.c.id.in_(sa.select(meta.c.file_id).where(cond))
+
+def _normal(node: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``a & (b & a)`` → ``a & b``: nested and/or of one kind flattened, repeats dropped."""
+    kind = node[0]
+    if kind not in ("and", "or"):
+        return node
+    parts: list[tuple[Any, ...]] = []
+    for child in map(_normal, node[1:]):
+        for part in (child[1:] if child[0] == kind else (child,)):
+            if part not in parts:
+                parts.append(part)
+    return (kind, *parts) if len(parts) > 1 else parts[0]
+
+
+def _terms_of_or(node: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
+    return node[1:] if node[0] == "or" else (node,)
+
+
+def _collect(node: tuple[Any, ...], leaves: dict[tuple[Any, ...], str]) -> None:
+    if node[0] in ("and", "or"):
+        for child in node[1:]:
+            _collect(child, leaves)
+    else:
+        leaves.setdefault(node, f"t{len(leaves)}")
+
+
+def _flags(node: tuple[Any, ...], leaves: dict[tuple[Any, ...], str], flags: Any) -> Any:
+    if node[0] in ("and", "or"):
+        parts = [_flags(child, leaves, flags) for child in node[1:]]
+        return sa.and_(*parts) if node[0] == "and" else sa.or_(*parts)
+    return flags.c[leaves[node]] == 1
+
+
+def _row_test(node: tuple[Any, ...], viewer_id: int) -> Any:
+    """A condition on one :data:`meta` row for a term."""
+    kind = node[0]
+    if kind == "has":
+        return _key(node[1], viewer_id)
+    if kind == "value":
+        return sa.and_(_key("*", viewer_id), _text_eq(node[1]))
+    _, key, op, value, numeric = node
+    if numeric:
+        test = _OPS[op](meta.c.num, float(value))
+    elif op in ("=", "!="):
+        test = _text_eq(value)
+        test = test if op == "=" else ~test
+    else:
+        test = _OPS[op](meta.c.value, value)
+    return sa.and_(_key(key, viewer_id), test)
+
+
+def _key(key: str, viewer_id: int) -> Any:
+    """Rows of ``key`` (a name or a pattern, as the viewer sees names) the viewer may see.
+    ``key`` has no ``@`` but in the ``private@`` prefix (:func:`meta_key` checked)."""
+    mine = f"{viewer_id}@"
+    private = key.startswith(PRIVATE_PREFIX)
+    if "*" not in key:
+        return meta.c.key == (mine + key[len(PRIVATE_PREFIX):] if private else key)
+    if private:  # only the viewer's own private keys
+        return meta.c.key.like(_like(mine) + _like(key[len(PRIVATE_PREFIX):]), escape="\\")
+    # Any other pattern (`*`, `pri*`, `*e`) may match public names and the names the
+    # viewer sees for its own private keys (`private@note`), never another user's.
+    seen = sa.case((meta.c.key.startswith(mine), sa.literal(PRIVATE_PREFIX).concat(
+        sa.func.substr(meta.c.key, len(mine) + 1, type_=sa.String))), else_=meta.c.key)
+    return sa.and_(sa.or_(~meta.c.key.contains("@"), meta.c.key.startswith(mine)),
+                   seen.like(_like(key), escape="\\"))
 
 
 def _like(pattern: str) -> str:
@@ -216,7 +328,8 @@ class CatalogQuery:
     @classmethod
     def from_params(cls, params: QueryParams, max_page_size: int) -> CatalogQuery:
         conds: list[Any] = []
-        times = [t for raw in params.getlist("time") for t in raw.split(",") if t.strip()]
+        times = [t for raw in params.getlist("time")
+                 for t in (text_param(raw, "time", MAX_SHORT) or "").split(",") if t.strip()]
         if len(times) > 2:
             raise bad_request("time: at most two values (from, to)", "time")
         for i, raw in enumerate(times):
@@ -225,7 +338,10 @@ class CatalogQuery:
             except ValueError as exc:
                 raise bad_request(f"time: {exc}", "time") from None
             conds.append(file.c.created_ms >= ms if i == 0 else file.c.created_ms <= ms)
-        conds += [size_condition(s) for s in params.getlist("size")]
+        sizes = params.getlist("size")
+        if len(sizes) > MAX_SIZE_TERMS:
+            raise bad_request(f"size: at most {MAX_SIZE_TERMS} size= parameters", "size")
+        conds += [size_condition(s) for s in sizes]
         if (name := params.get("filename")) is not None:
             conds.append(file.c.filename == filename(name))
         if (d := params.get("directory")) is not None:
@@ -245,8 +361,8 @@ class CatalogQuery:
         return cls(
             conditions=conds,
             metadata=MetadataExpression(expr) if expr else None,
-            text=params.get("text") or None, uri=params.get("uri"),
-            user=params.get("user"),
+            text=text_param(params.get("text"), "text", MAX_TEXT) or None,
+            uri=params.get("uri"), user=params.get("user"),
             own_file=None if own is None else own.lower() == "true",
             sort=SORTS[sort_name], descending=order == "desc",
             page_no=int_param(params.get("pageNo"), "pageNo", 1, 1),
@@ -254,7 +370,8 @@ class CatalogQuery:
 
 
 def text_condition(text: str) -> Any:
-    """Free text: in the file name, directory, savepoint, comment or a metadata value."""
+    """Free text: in the file name, directory, savepoint, comment or a public metadata
+    value (private values are not free text: they are found by their key alone)."""
     pattern = f"%{_like(text)}%"
 
     def has(col: Any) -> Any:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from ..auth import Tenant, current_tenant
 from ..backends.blobs import BlobWriter
+from ..checks import int_param
 from ..errors import APIError, bad_request
 from ..limits import read_json, read_json_object
 from . import form as fb
@@ -244,6 +245,14 @@ async def _read_form(form: fb.FormReader, s: DatalakeStore, u: DlsUser,
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+def _position(digits: str) -> int:
+    """A byte position of a Range header. Past 2**63 every position is beyond any file, so
+    it stays that big: RFC 9110 clips an end past the file, and a start past it is 416
+    (``int()`` of thousands of digits is refused by Python itself)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 19 else 2**63
+
+
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``[start, end)`` of a single ``Range: bytes=…`` header; None for the whole file."""
     if not header:
@@ -252,12 +261,12 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not m or (not m[1] and not m[2]):
         return None  # several ranges or another unit: send the whole file (RFC 9110)
     if not m[1]:
-        n = int(m[2])
+        n = _position(m[2])
         if n == 0:
             raise _unsatisfiable(size)
         return max(0, size - n), size
-    start = int(m[1])
-    end = min(size, int(m[2]) + 1) if m[2] else size
+    start = _position(m[1])
+    end = min(size, _position(m[2]) + 1) if m[2] else size
     if start >= size or end <= start:
         raise _unsatisfiable(size)
     return start, end
@@ -343,14 +352,15 @@ async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Stor
 
 @router.get("/catalog/explore", summary="List a directory: subdirectories and files")
 async def explore(request: Request, path: str | None = None, user: str | None = None,
-                  pageNo: int = Query(1, ge=1),  # noqa: N803 - TCUP name
-                  pageSize: int = Query(100, ge=1),  # noqa: N803
+                  pageNo: str | None = Query(None, description="from 1"),  # noqa: N803 - TCUP
+                  pageSize: str | None = Query(None, description="default 100"),  # noqa: N803
                   u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
-    limit = request.app.state.settings.max_page_size
-    if pageSize > limit:
-        raise APIError(400, f"pageSize: at most {limit}", field="pageSize")
+    # Checked by int_param, as the catalog's: a number past 32 bits is a 400, not an
+    # OFFSET the database refuses.
+    page_no = int_param(pageNo, "pageNo", 1, 1)
+    page_size = int_param(pageSize, "pageSize", 100, 1, request.app.state.settings.max_page_size)
     owner = v.user_name(user) if user is not None else None
-    return await _call(s.explore, u, owner, v.directory(path, "path"), pageNo, pageSize)
+    return await _call(s.explore, u, owner, v.directory(path, "path"), page_no, page_size)
 
 
 # -- sharing ---------------------------------------------------------------------------------

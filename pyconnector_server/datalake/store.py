@@ -221,20 +221,20 @@ class DatalakeStore:
         return "".join(p for p in v.PERMISSIONS if p in letters)
 
     @staticmethod
-    def _visible(u: DlsUser, shares: list[Any]) -> Any:
-        """A condition on :data:`file`: the rows ``u`` may read."""
-        conds = [file.c.owner_id == u.id]
+    def _visible(u: DlsUser, shares: list[Any], f: Any = file) -> Any:
+        """A condition on :data:`file` (or its alias ``f``): the rows ``u`` may read."""
+        conds = [f.c.owner_id == u.id]
         ids = [s.file_id for s in shares if s.file_id is not None]
         if ids:
-            conds.append(file.c.id.in_(ids))
+            conds.append(f.c.id.in_(ids))
         for s in shares:
             if s.file_id is None:
                 d = s.directory
-                conds.append(sa.and_(file.c.owner_id == s.owner_id, sa.true() if d == "" else
-                                     sa.or_(file.c.directory == d,
-                                            file.c.directory.startswith(d + "/",
-                                                                        autoescape=True))))
-        return sa.and_(file.c.tenant_id == u.tenant.id, sa.or_(*conds))
+                conds.append(sa.and_(f.c.owner_id == s.owner_id, sa.true() if d == "" else
+                                     sa.or_(f.c.directory == d,
+                                            f.c.directory.startswith(d + "/",
+                                                                     autoescape=True))))
+        return sa.and_(f.c.tenant_id == u.tenant.id, sa.or_(*conds))
 
     def _resolve(self, conn: sa.Connection, u: DlsUser, raw: str, need: str = "R",
                  field: str = "file-uri", lock: bool = False) -> Any:
@@ -520,7 +520,10 @@ class DatalakeStore:
             shares = self._shares_to(conn, u)
             conds = [self._visible(u, shares), *q.conditions]
             if q.metadata is not None:
-                conds.append(q.metadata.condition(u.id))
+                # The aggregate over metadata reads only the rows of files u may see.
+                scope = file.alias("scope")
+                conds.append(q.metadata.condition(u.id, scope,
+                                                  self._visible(u, shares, scope)))
             if q.text:
                 conds.append(text_condition(q.text))
             if q.own_file is not None:
