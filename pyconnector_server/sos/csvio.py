@@ -93,6 +93,8 @@ def _header(path: Path) -> list[str]:
                             "a line", line=1)
     if b"\x00" in first:
         raise APIError(400, "line 1: must not contain NUL characters", line=1)
+    if first.count(b'"') % 2:  # a quote still open at the end of the line
+        raise APIError(400, f"line 1: {_LINE_BREAK}", line=1)
     try:
         header = next(csv.reader([first.decode("utf-8-sig")]))
     except (UnicodeDecodeError, csv.Error) as exc:
