@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +18,7 @@ from .cancel import CancelOnDisconnect
 from .db import Database
 from .limits import BodyLimitMiddleware
 from .settings import Settings
+from .sweeper import Sweeper
 
 log = logging.getLogger("pyconnector.server")
 
@@ -34,9 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         blobs = open_blob_store(settings.blobs, settings.data_path / "blobs",
                                 settings.s3_endpoint_url)
         app.state.dls = datalake.DatalakeStore(db, blobs, settings.dls_quota_bytes)
+        sweeper = Sweeper(db, blobs, [settings.data_path / "tmp"],
+                          settings.sweep_grace_seconds, settings.sweep_interval_seconds)
+        sweeping = asyncio.create_task(sweeper.run())
         try:
             yield
         finally:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
             blobs.close()
             db.close()
 
