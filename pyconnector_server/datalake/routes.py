@@ -141,7 +141,7 @@ def _content_type(raw: str, field: str) -> str:
     return v.content_type(essence, field)
 
 
-@router.post("/file", status_code=201, summary="Upload a file (streamed)",
+@router.post("/file", status_code=201, summary="Upload a file (the request body, streamed)",
              description="The body is the file; or TCUP's multipart/form-data form with "
              "parts file (its filename is the default filename), comment and metadata "
              "(repeatable). Name it with filename, directory and savepoint (your area), or "
