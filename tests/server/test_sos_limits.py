@@ -217,6 +217,14 @@ QUERY: list[tuple[str, str, str, Make, str, int | None]] = [
      lambda x: {"sensor": "ts1", "filter": f"status={x}", "format": "csv"}, "filter", None),
     ("delete sensor", "delete", "/observations", lambda x: {"sensor": x}, "sensor", NAME),
     ("delete feature", "delete", "/observations", lambda x: {"feature": x}, "feature", NAME),
+    ("delete start", "delete", "/observations", lambda x: {"sensor": "ts1", "start": x},
+     "start", None),
+    *[(f"observations {key}", "get", "/observations",
+       lambda x, key=key: {"sensor": "ts1", key: x}, key, None)
+      for key in ("start", "end", "latest", "limit", "offset", "cursor", "order", "format",
+                  "timeFormat")],
+    *[(f"{path} {key}", "get", path, lambda x, key=key: {key: x}, key, None)
+      for path in ("/features", "/sensors") for key in ("limit", "offset")],
 ]
 
 
