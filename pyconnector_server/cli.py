@@ -83,7 +83,9 @@ def serve(settings: Settings) -> None:
     port = sock.getsockname()[1]
     print(f"pyconnector platform listening on http://{settings.host}:{port}", flush=True)
     config = uvicorn.Config(create_app(settings), log_level=settings.log_level,
-                            access_log=settings.log_level == "debug")
+                            access_log=settings.log_level == "debug",
+                            http=protocol_class(ConnectionLimits.from_settings(settings)),
+                            timeout_keep_alive=settings.keep_alive_seconds)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -115,3 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    from .httpserver import ConnectionLimits, protocol_class
+    # Connection limits (head size, head/body/idle timeouts, connection cap) live in our
+    # subclass of uvicorn's httptools protocol: uvicorn has no head limit nor read timeouts.

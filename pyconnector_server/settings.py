@@ -49,16 +49,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("statement_timeout_seconds", 30, "Longest a single database statement of a "
             "request may run before it is cancelled (the request then gets 503); 0: no "
             "limit. Bulk writes (CSV ingests, cascade deletes) are not bounded.", float),
-    Setting("max_connections", 1000, "Concurrent connections served; more get 503 at once.",
-            int),
+    Setting("max_connections", 1000, "Concurrent connections served; a connection past "
+            "the limit gets 503 at once and is closed.", int),
     Setting("max_header_bytes", 64 * 1024, "Largest request line plus headers accepted; "
             "bigger requests get 431 and the connection is closed.", int),
-    Setting("header_timeout_seconds", 15, "Time a client has to send a request's headers "
-            "once it starts; slower connections are closed.", int),
+    Setting("header_timeout_seconds", 15, "Time a client has to send a request's line and "
+            "headers, from its first byte; slower requests get 408 and the connection is "
+            "closed.", int),
     Setting("body_timeout_seconds", 60, "Longest pause between two parts of a request "
-            "body; a stalled upload is cut.", int),
-    Setting("keep_alive_seconds", 5, "How long an idle keep-alive connection stays open.",
-            int),
+            "body; a stalled upload gets 408 and is cut (time the server itself holds the "
+            "body back is not counted).", int),
+    Setting("keep_alive_seconds", 5, "How long a connection with no request in progress "
+            "(a new one, or one between requests) stays open.", int),
     Setting("sweep_grace_seconds", 3600, "Age after which an interrupted upload's "
             "temporary file, or a blob no catalog row points at, is removed.", int),
     Setting("sweep_interval_seconds", 600, "How often the sweeper runs (it also runs at "

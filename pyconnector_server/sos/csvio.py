@@ -208,9 +208,11 @@ def _check(store: SosStore, t: Tenant, path: Path, header: list[str], quoted: bo
         return "error"
 
     def read_error(exc: Exception, done: int) -> APIError:
-        # A value with a line break shifts every line number after it: look for one first
-        # (it starts no later than the bad row's line as counted without it).
-        upto = _physical_line(path, bad[0].number, skip_spaces=False) if bad else None
+        undecodable = None if bad else _first_undecodable_line(path, header)
+        # A value with a line break shifts every line number after it: look for one
+        # first (it starts no later than the bad line as counted without it).
+        upto = (_physical_line(path, bad[0].number, skip_spaces=False) if bad
+                else undecodable.line if undecodable else None)
         if quoted and (found := _first_multiline_record(path, header, upto)) is not None:
             return found
         if bad:
@@ -220,9 +222,8 @@ def _check(store: SosStore, t: Tenant, path: Path, header: list[str], quoted: bo
             missing = header[row.actual_columns] if short else None
             return _error(n, missing, f"expected {row.expected_columns} columns, got "
                                       f"{row.actual_columns}")
-        found = _first_undecodable_line(path, header)
-        if found is not None:
-            return found
+        if undecodable is not None:
+            return undecodable
         return APIError(400, f"unreadable CSV after line "
                              f"{_physical_line(path, done + 1, skip_spaces=True)}: {exc}")
 

@@ -197,3 +197,13 @@ def test_first_of_a_nul_and_a_long_line_is_reported(sos: Any) -> None:
     text = HEADER + GOOD[0] + row(2, status="a\x00") + _line_of(2 << 20, 1)
     body = _refused(sos, text, 3, "status")
     assert "NUL" in body["message"]
+
+
+@pytest.mark.parametrize("first", ["utf-8", "line break"])
+def test_first_of_bad_utf8_and_a_quoted_line_break_is_reported(sos: Any, first: str) -> None:
+    utf8 = b"2024-05-01T10:00:09Z,ts1,tf1,1.5,\xe9t\xe9,3\n"
+    brk = row(8, status='"a\nb"').encode()
+    bad = [utf8, brk] if first == "utf-8" else [brk, utf8]
+    text = HEADER.encode() + GOOD[0].encode() + bad[0] + GOOD[1].encode() + bad[1]
+    body = _refused(sos, text, 3, "status")
+    assert ("UTF-8" in body["message"]) == (first == "utf-8"), body
