@@ -134,8 +134,6 @@ def _scan_bytes(path: Path, header: list[str]) -> bool:
         while n := fh.readinto(buf):
             breaks = np.flatnonzero(np.frombuffer(buf, np.uint8, n) == 10)
             ends = breaks + offset
-            if n < len(buf):  # the last read: the last line may have no break
-                ends = np.append(ends, offset + n - 1)
             over = np.flatnonzero(np.diff(ends, prepend=last_break) > LINE_MAX_BYTES)
             long_at = (int(ends[over[0] - 1]) + 1 if over[0] else last_break + 1
                        ) if len(over) else -1
@@ -147,20 +145,24 @@ def _scan_bytes(path: Path, header: list[str]) -> bool:
                                                      lambda c: "\x00" in c),
                              "must not contain NUL characters")
             if long_at >= 0:
-                raw = _read_line(fh, long_at)
-                lengths = [len(c) for c in _cells(raw)]
-                longest = lengths.index(max(lengths)) if lengths else len(header)
-                size = int(ends[over[0]]) - long_at + 1
-                raise _error(lines + int(over[0]) + 1,  # the longest cell makes it long
-                             header[longest] if longest < len(header) else None,
-                             f"the line is {size:,} bytes; lines are limited to "
-                             f"{LINE_MAX_BYTES:,} (line break included)")
+                raise _long_line(fh, header, lines + int(over[0]) + 1, long_at,
+                                 int(ends[over[0]]) - long_at + 1)
             quoted = quoted or buf.find(b'"', 0, n) >= 0
             if len(breaks):
                 last_break = int(breaks[-1]) + offset
             lines += len(breaks)
             offset += n
+        if offset - last_break - 1 > LINE_MAX_BYTES:  # the last line, without a break
+            raise _long_line(fh, header, lines + 1, last_break + 1, offset - last_break - 1)
     return quoted
+
+
+def _long_line(fh: Any, header: list[str], line: int, start: int, size: int) -> APIError:
+    lengths = [len(c) for c in _cells(_read_line(fh, start))]
+    longest = lengths.index(max(lengths)) if lengths else len(header)  # makes it long
+    return _error(line, header[longest] if longest < len(header) else None,
+                  f"the line is {size:,} bytes; lines are limited to {LINE_MAX_BYTES:,} "
+                  "(line break included)")
 
 
 def _read_line(fh: Any, start: int) -> bytes:

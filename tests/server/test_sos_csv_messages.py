@@ -207,3 +207,11 @@ def test_first_of_bad_utf8_and_a_quoted_line_break_is_reported(sos: Any, first: 
     text = HEADER.encode() + GOOD[0].encode() + bad[0] + GOOD[1].encode() + bad[1]
     body = _refused(sos, text, 3, "status")
     assert ("UTF-8" in body["message"]) == (first == "utf-8"), body
+
+
+def test_long_last_line_ending_on_a_read_boundary(sos: Any) -> None:
+    """The file ends exactly where a 1 MiB read of the scan does, without a line break."""
+    text = HEADER + GOOD[0]
+    line = _line_of(2 * (1 << 20) - len(text) + 1).rstrip("\n")
+    assert len((text + line).encode()) == 2 << 20
+    _refused(sos, text + line, 3, "status")
