@@ -181,7 +181,7 @@ class SosStore:
 
     def delete_feature(self, t: Tenant, name: str, cascade: bool = False) -> dict[str, Any]:
         v.name(name, "name")
-        with self.db.write() as conn:
+        with self.db.write(bulk=True) as conn:  # may delete millions of values
             fid = self._feature_id(conn, t, name)
             if fid is None:
                 raise not_found(f"feature {name!r}")
@@ -369,7 +369,7 @@ class SosStore:
 
     def delete_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
         v.name(name, "name")
-        with self.db.write() as conn:
+        with self.db.write(bulk=True) as conn:  # may delete millions of values
             row = self._sensor_row(conn, t, name)
             if row is None:
                 raise not_found(f"sensor {name!r}")
@@ -619,7 +619,7 @@ class SosStore:
             q = q.where(observation.c.time_ms >= start)
         if end is not None:
             q = q.where(observation.c.time_ms < end)
-        with self.db.write() as conn:
+        with self.db.write(bulk=True) as conn:  # may delete millions of values
             return conn.execute(q).rowcount
 
     # -- summaries ------------------------------------------------------------------------
