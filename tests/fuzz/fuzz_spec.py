@@ -1,0 +1,152 @@
+"""What the fuzzer needs beyond the platform's published OpenAPI document.
+
+The routes read their JSON bodies (and the catalog its search terms) from the raw request,
+so ``/openapi.json`` describes no request body and few catalog parameters: a fuzzer given
+only the document would never send a body. :func:`enrich` adds loose JSON Schemas for
+them (types, not limits: the limits are what is being tested), and steers names and
+file URIs partly towards things that exist, so updates and deletes reach the store.
+:func:`seed` makes those things on a platform. Shared by ``tests/fuzz/test_fuzz.py`` and
+``benchmarks/security_probes.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+SOS, DLS = "/api/sos/v2.0", "/api/dls"
+
+
+@dataclass
+class Seeded:
+    """Names and URIs that exist on the platform under test."""
+
+    features: list[str] = field(default_factory=list)
+    sensors: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    uris: list[str] = field(default_factory=list)
+
+
+def targets(tenant: str, user: str) -> Seeded:
+    """What :func:`seed` makes for DLS user ``user`` of ``tenant`` (known in advance, so
+    the schema can be built when the tests are collected)."""
+    return Seeded(features=["f1", "f2"], sensors=["s1", "s2"], properties=["temp", "note"],
+                  users=[user], uris=[f"{tenant}/{user}/a.csv", f"{tenant}/{user}/dir/b.txt"])
+
+
+def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
+    """Make the features, sensors, properties, observations and Data Lake files of ``s``.
+
+    ``client`` sends the tenant's API key; ``dls_key`` is the key of DLS user ``s.users[0]``."""
+
+    def ok(r: httpx.Response) -> None:
+        assert r.status_code < 300 and r.json().get("code", 200) < 300, r.text
+
+    ok(client.post(f"{SOS}/features", json=[{"name": "f1"}, {"name": "f2", "parent": "f1"}]))
+    ok(client.post(f"{SOS}/observedProperties", json=[
+        {"name": "temp", "type": "quantity", "unit": "C"}, {"name": "note", "type": "text"}]))
+    for name, feature in (("s1", "f1"), ("s2", "f2")):
+        ok(client.post(f"{SOS}/sensors", json={
+            "name": name, "feature": feature,
+            "outputs": [{"name": "temp", "type": "quantity"}, {"name": "note", "type": "text"}]}))
+    ok(client.post(f"{SOS}/observations", json={"observations": [{
+        "sensor": "s1", "record": [{"starttime": 1_700_000_000_000 + i,
+                                    "output": [{"name": "temp", "value": i}]}
+                                   for i in range(5)]}]}))
+    for uri in s.uris:
+        directory, _, filename = uri.split("/", 2)[2].rpartition("/")
+        r = client.post(f"{DLS}/file", content=b"x,y\n1,2\n", headers={"x-dls-key": dls_key},
+                        params={"filename": filename, "directory": directory or None,
+                                "metadata": "site=pune"})
+        assert r.status_code == 201 and r.json()["uri"] == uri, r.text
+
+
+def _or_existing(existing: list[str], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A value that is one of ``existing`` or anything ``schema`` allows (a string)."""
+    other = schema or {"type": "string"}
+    return {"anyOf": [{"enum": existing}, other]} if existing else other
+
+
+def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
+    name = _or_existing(s.features + s.sensors + s.properties)
+    feature = {"type": "object", "properties": {
+        "name": name, "description": {"type": "string"}, "parent": name,
+        "metadata": {"type": "object"},
+        "location": {"type": "object", "properties": {"lat": {"type": "number"},
+                                                      "lon": {"type": "number"}}}}}
+    prop = {"type": "object", "properties": {
+        "name": name, "type": {"enum": ["quantity", "count", "text"]},
+        "unit": {"type": "string"}, "description": {"type": "string"}}}
+    sensor = {"type": "object", "properties": {
+        "name": name, "feature": name, "type": {"enum": ["atomic", "composite"]},
+        "members": {"type": "array", "items": name}, "outputs": {"type": "array", "items": prop},
+        "description": {"type": "string"}, "metadata": {"type": "object"}}}
+    value: dict[str, Any] = {}  # any JSON value
+    observations = {"type": "object", "properties": {"observations": {
+        "type": "array", "items": {"type": "object", "properties": {
+            "sensor": name, "feature": name, "record": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "starttime": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "endtime": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "output": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": name, "value": value}}}}}}}}}}}
+    uri = _or_existing(s.uris)
+    strings = {"type": "array", "items": {"type": "string"}}
+    relation = {"type": "object", "properties": {"source": uri, "target": uri,
+                                                 "relation": {"type": "string"}}}
+
+    def one_or_many(item: dict[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [item, {"type": "array", "items": item}]}
+
+    return {
+        ("post", f"{SOS}/features"): one_or_many({**feature, "required": ["name"]}),
+        ("put", f"{SOS}/features/{{name}}"): feature,
+        ("post", f"{SOS}/sensors"): one_or_many({**sensor, "required": ["name", "feature"]}),
+        ("put", f"{SOS}/sensors/{{name}}"): sensor,
+        ("post", f"{SOS}/observedProperties"): one_or_many({**prop, "required": ["name"]}),
+        ("put", f"{SOS}/observedProperties/{{name}}"): prop,
+        ("post", f"{SOS}/observations"): observations,
+        ("put", f"{DLS}/file/metadata"): {"type": "object", "properties": {
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "remove": strings, "comment": {"type": "string"}}},
+        ("put", f"{DLS}/share"): {"type": "object", "properties": {
+            "permissions": {"type": "string"}, "users": strings, "file-uri": uri,
+            "directory": {"type": "string"}}},
+        ("post", f"{DLS}/relation"): one_or_many(relation),
+        ("post", f"{DLS}/admin/users"): {"type": "object", "properties": {
+            "user": {"type": "string"}}},
+    }
+
+
+CATALOG_PARAMS = ("text", "time", "size", "metadata", "uri", "filename", "directory",
+                  "savepoint", "user", "ownFile", "sort", "order", "pageNo", "pageSize")
+
+
+def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
+    """``spec`` with request bodies, the catalog's search parameters, and names and URIs
+    steered partly towards ``s``."""
+    spec = copy.deepcopy(spec)
+    paths = spec["paths"]
+    for (method, path), schema in _bodies(s).items():
+        paths[path][method]["requestBody"] = {
+            "required": True, "content": {"application/json": {"schema": schema}}}
+    paths[f"{DLS}/file"]["post"]["requestBody"] = {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    paths[f"{SOS}/observations/csv"]["post"]["requestBody"] = {"required": True, "content": {
+        "text/csv": {"schema": {"type": "string"}}}}
+    paths[f"{DLS}/catalog"]["get"]["parameters"] = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+        for n in CATALOG_PARAMS]
+    names = s.features + s.sensors + s.properties + s.users
+    for ops in paths.values():
+        for op in ops.values():
+            for p in op.get("parameters", []):
+                if p["in"] == "path" and p["name"] == "name":
+                    p["schema"] = _or_existing(names, p.get("schema"))
+                elif p["name"] in ("file-uri", "source", "target"):
+                    p["schema"] = _or_existing(s.uris, p.get("schema"))
+    return spec
