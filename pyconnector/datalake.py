@@ -2,7 +2,7 @@
 
 Files are named by URIs ``<tenant>/<user>/[<directory>/][<savepoint>/]<filename>``
 (see docs/datalake.md). Every call sends your DLS user key as ``x-dls-key``; the admin
-calls (``createUser``…) need only the tenant's API key.
+calls (``createUser``…) need the tenant administrator's API key (role ``admin``) instead.
 """
 
 from __future__ import annotations
@@ -390,19 +390,31 @@ class Datalake:
         return self._call("DELETE", "/relation", params=_drop_none({
             "source": sourceUri, "target": targetUri, "relation": relation}))
 
-    # -- the tenant admin's (API key only) ------------------------------------------------------------
+    # -- your own key --------------------------------------------------------------------------
+    def newKey(self) -> dict[str, Any]:  # noqa: N802
+        """A new DLS key for yourself (the user whose key this connector sends); the old
+        one stops working. This connector goes on with the new key; the answer holds it
+        (``dlsKey``), shown once: keep it (e.g. in your config's ``dls_key``)."""
+        answer = self._call("POST", "/user/key")
+        self.dls_key = answer["dlsKey"]
+        return answer
+
+    # -- the tenant administrator's (an API key with role admin; no DLS key) -------------------
     def createUser(self, user: str) -> dict[str, Any]:  # noqa: N802
-        """Register a DLS user of your tenant; the answer holds its key (``dlsKey``)."""
+        """Register a DLS user of your tenant; the answer holds its key (``dlsKey``).
+        Needs the tenant administrator's API key, like every call below."""
         return self.http.request("POST", f"{BASE}/admin/users", json={"user": user})
 
     def getUsers(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+        """The tenant's DLS users with their file counts and bytes."""
         return self._render(self.http.request("GET", f"{BASE}/admin/users"), responseType)
 
     def newUserKey(self, user: str) -> dict[str, Any]:  # noqa: N802
-        """A new key for ``user``; the old one stops working."""
+        """A new key for ``user``; the old one stops working (for your own, :meth:`newKey`)."""
         return self.http.request("POST", f"{BASE}/admin/users/{user}/key")
 
     def deleteUser(self, user: str) -> dict[str, Any]:  # noqa: N802
+        """Remove a DLS user who owns no files."""
         return self.http.request("DELETE", f"{BASE}/admin/users/{user}")
 
     def getStorage(self) -> dict[str, Any]:  # noqa: N802

@@ -1,7 +1,9 @@
 """``pyconnector`` command: run the platform and manage its keys.
 
     pyconnector serve [--host H] [--port P] [--data-dir D] [--db URL] …
-    pyconnector apikey create --data-dir D --tenant T     # prints the key, only that
+    pyconnector apikey create --data-dir D --tenant T [--role admin|app]  # the key, only that
+    pyconnector apikey list --data-dir D --tenant T       # id, prefix, role, created; no keys
+    pyconnector apikey revoke --data-dir D --tenant T ID-OR-PREFIX [--force]
     pyconnector jwtkey create --data-dir D --tenant T     # switches T to JWT mode
     pyconnector dlsuser create --data-dir D --tenant T --user U   # prints U's DLS key, only that
     pyconnector dlsquota set --data-dir D --tenant T --bytes N    # data lake quota (0: none)
@@ -32,13 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the platform until stopped")
     _add_settings(serve)
-    for kind in ("apikey", "jwtkey"):
-        what = "an API key" if kind == "apikey" else "a JWT symmetric key (JWT mode)"
-        p = sub.add_parser(kind, help=f"manage {what}s")
-        action = p.add_subparsers(dest="action", required=True)
-        create = action.add_parser("create", help=f"print a new {what} for a tenant")
-        create.add_argument("--tenant", required=True, help="tenant name (created if new)")
-        _add_settings(create, only=("data_dir", "db"))
+    _add_apikey(sub)
+    p = sub.add_parser("jwtkey", help="manage JWT symmetric keys (JWT mode)")
+    create = p.add_subparsers(dest="action", required=True).add_parser(
+        "create", help="print a new JWT symmetric key for a tenant, switching it to JWT mode "
+        "(the old JWT key stops working)")
+    create.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    _add_settings(create, only=("data_dir", "db"))
     p = sub.add_parser("dlsuser", help="manage Data Lake users")
     create = p.add_subparsers(dest="action", required=True).add_parser(
         "create", help="print a new DLS key (x-dls-key) for a user of a tenant, creating "
@@ -53,6 +55,55 @@ def build_parser() -> argparse.ArgumentParser:
     quota.add_argument("--bytes", required=True, type=int, dest="quota_bytes")
     _add_settings(quota, only=("data_dir", "db"))
     return parser
+
+
+def _add_apikey(sub: Any) -> None:
+    p = sub.add_parser("apikey", help="manage API keys (x-api-key)")
+    action = p.add_subparsers(dest="action", required=True)
+    create = action.add_parser(
+        "create", help="print a new API key for a tenant (creating the tenant), only that")
+    create.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    create.add_argument(
+        "--role", choices=("admin", "app"), default=None,
+        help="admin: the tenant's administrator (also manages Data Lake users and quota); "
+        "app: for an application or a DLS user. Default: admin if the tenant has no admin "
+        "key yet (a new tenant), else app")
+    listing = action.add_parser(
+        "list", help="one line per key of a tenant: id, prefix, role, created (UTC); "
+        "never the key")
+    listing.add_argument("--tenant", required=True, help="tenant name")
+    revoke = action.add_parser(
+        "revoke", help="delete a key of a tenant; requests with it get 401 at once")
+    revoke.add_argument("--tenant", required=True, help="tenant name")
+    revoke.add_argument("ref", metavar="ID-OR-PREFIX",
+                        help="the key's id or the start of its prefix (4+ characters), as "
+                        "`apikey list` shows them")
+    revoke.add_argument("--force", action="store_true",
+                        help="revoke even the tenant's last admin key")
+    for parser in (create, listing, revoke):
+        _add_settings(parser, only=("data_dir", "db"))
+
+
+def _apikey(db: Any, action: str, tenant: str, args: dict[str, Any]) -> None:
+    """``apikey create|list|revoke``: the answer on stdout, notes on stderr."""
+    from datetime import datetime, timezone
+
+    from .auth import issue_api_key, list_api_keys, revoke_api_key
+
+    def when(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    if action == "create":
+        made = issue_api_key(db, tenant, args.get("role"))
+        print(made.key)
+        print(f"{'created tenant' if made.tenant_created else 'tenant'} {tenant!r}: new "
+              f"{made.role} key {made.key[:8]}", file=sys.stderr)
+    elif action == "list":
+        for k in list_api_keys(db, tenant):
+            print(f"{k.id}\t{k.prefix or '-'}\t{k.role}\t{when(k.created_ms)}")
+    else:
+        k = revoke_api_key(db, tenant, args["ref"], force=args.get("force", False))
+        print(f"revoked key {k.id} ({k.prefix or 'no prefix'}, {k.role}) of tenant {tenant!r}")
 
 
 def _open_db(settings: Settings) -> Any:
@@ -101,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         serve(settings)
         return 0
-    from .auth import create_api_key, create_jwt_key
+    from .auth import KeyAdminError, create_jwt_key
 
     db = _open_db(settings)
     try:
@@ -109,10 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .datalake.store import datalake_admin
 
             print(datalake_admin(db, command, tenant, args))
-            return 0
-        assert action == "create"
-        make = create_api_key if command == "apikey" else create_jwt_key
-        print(make(db, tenant))
+        elif command == "apikey":
+            _apikey(db, action, tenant, args)
+        else:
+            assert action == "create"
+            print(create_jwt_key(db, tenant))
+    except KeyAdminError as exc:
+        print(f"pyconnector {command} {action}: {exc}", file=sys.stderr)
+        return 1
     finally:
         db.close()
     return 0

@@ -87,9 +87,11 @@ class ServerProcess:
         return subprocess.run(cmd, capture_output=True, text=True, check=True,
                               timeout=120).stdout
 
-    def new_key(self, tenant: str) -> str:
-        """An API key for ``tenant`` (created if new), made with the CLI as an admin would."""
-        return self.cli("apikey", "create", "--tenant", tenant).strip()
+    def new_key(self, tenant: str, role: str | None = None) -> str:
+        """An API key for ``tenant`` (created if new), made with the CLI as an admin would:
+        ``role`` None gives the tenant's first key role admin and further keys role app."""
+        extra = ("--role", role) if role else ()
+        return self.cli("apikey", "create", "--tenant", tenant, *extra).strip()
 
     @property
     def pid(self) -> int:

@@ -2,9 +2,10 @@
 
 Every call carries ``x-api-key`` (the tenant) and ``x-dls-key`` (the user), as TCUP's DLS
 wants: a missing or unknown API key is 401, a missing DLS key 403, an unknown one 401.
-The ``/admin`` routes are the tenant admin's: the API key alone. Answers use real HTTP
-codes (no "200 with the code in the body" as SOS does); bulk calls answer 207 with
-TCUP's ``DlsResponse`` list (``key``, ``value``, ``code``, ``messages``).
+The ``/admin`` routes are the tenant administrator's: an API key with role ``admin``
+(any other key gets 403); a user changes its own key with ``POST /user/key``. Answers
+use real HTTP codes (no "200 with the code in the body" as SOS does); bulk calls answer
+207 with TCUP's ``DlsResponse`` list (``key``, ``value``, ``code``, ``messages``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from ..auth import Tenant, current_tenant
+from ..auth import ApiKey, Tenant, current_key, current_tenant
 from ..backends.blobs import BlobWriter
 from ..checks import int_param
 from ..errors import APIError, bad_request
@@ -54,8 +55,19 @@ def caller(request: Request, t: Tenant = Depends(current_tenant)) -> DlsUser:
     return u
 
 
+def admin(k: ApiKey = Depends(current_key)) -> Tenant:
+    """FastAPI dependency: the tenant whose administrator calls (an ``admin`` API key);
+    403 for any other key, whatever DLS key comes with it."""
+    if not k.is_admin:
+        raise dls_error(403, "not.authorized",
+                        f"{PREFIX}/admin/… needs the tenant administrator's API key (role "
+                        f"'admin'); this API key has role {k.role!r}. A DLS user changes "
+                        f"its own key with POST {PREFIX}/user/key")
+    return k.tenant
+
+
 Caller = Depends(caller)
-Admin = Depends(current_tenant)
+Admin = Depends(admin)
 Store = Depends(store)
 FileUri = Query(..., alias="file-uri", description="<tenant>/<user>/[<directory>/]"
                 "[<savepoint>/]<filename>")
@@ -448,8 +460,16 @@ async def delete_relation(source: str, target: str, relation: str | None = None,
     return await _call(s.unlink, u, source, target, name)
 
 
-# -- the tenant admin's ------------------------------------------------------------------------
-@router.post("/admin/users", status_code=201, summary="Register a DLS user; answers its key",
+# -- a user's own key ---------------------------------------------------------------------------
+@router.post("/user/key", summary="A new key for the calling DLS user, the old one stops",
+             description="x-api-key and your own x-dls-key; answers your new key, shown once.")
+async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+    return await _call(s.new_own_key, u)
+
+
+# -- the tenant admin's: an API key with role admin ---------------------------------------------
+@router.post("/admin/users", status_code=201,
+             summary="Register a DLS user; answers its key (admin key)",
              description='Body: {"user": "name"}. The key is shown once; 409 if the user '
              "exists (POST /admin/users/{user}/key gives a new key).")
 async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
@@ -457,21 +477,24 @@ async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = St
     return await _call(s.create_user, t, v.user_name(body.get("user")))
 
 
-@router.get("/admin/users", summary="DLS users of the tenant")
+@router.get("/admin/users", summary="DLS users of the tenant (admin key)")
 async def list_users(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await _call(s.list_users, t)
 
 
-@router.post("/admin/users/{name}/key", summary="A new key for a user (the old one stops)")
+@router.post("/admin/users/{name}/key",
+             summary="A new key for a user, the old one stops (admin key)")
 async def new_key(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await _call(s.new_key, t, v.user_name(name))
 
 
-@router.delete("/admin/users/{name}", summary="Remove a DLS user who owns no files")
+@router.delete("/admin/users/{name}",
+               summary="Remove a DLS user who owns no files (admin key)")
 async def delete_user(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await _call(s.delete_user, t, v.user_name(name))
 
 
-@router.get("/admin/storage", summary="The tenant's storage: type, bytes used, quota")
+@router.get("/admin/storage",
+            summary="The tenant's storage: type, bytes used, quota (admin key)")
 async def storage(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await _call(s.storage, t)

@@ -107,7 +107,7 @@ class DatalakeStore:
         self.blobs: BlobStore = blobs  # type: ignore[assignment]  # None: admin use only
         self.default_quota = default_quota
 
-    # -- users (the tenant admin's) ----------------------------------------------------------
+    # -- users (the tenant admin's; new_own_key is the user's own) ---------------------------
     def create_user(self, t: Tenant, name: str, replace_key: bool = False) -> dict[str, Any]:
         """Register DLS user ``name`` and return its new key. An existing user is a 409,
         unless ``replace_key``: then it gets a new key and the old one stops working."""
@@ -132,6 +132,18 @@ class DatalakeStore:
             if self._user_id(conn, t, name) is None:
                 raise dls_error(404, "not.found", f"DLS user {name!r}", "user")
         return self.create_user(t, name, replace_key=True)
+
+    def new_own_key(self, u: DlsUser) -> dict[str, Any]:
+        """A new key for the calling user itself (the old one stops working)."""
+        key = secrets.token_hex(32)
+        with self.db.write() as conn:
+            # By id, not name: a user deleted and made again meanwhile is someone else.
+            n = conn.execute(sa.update(user)
+                             .where(user.c.id == u.id, user.c.tenant_id == u.tenant.id)
+                             .values(key_hash=hash_key(key))).rowcount
+        if not n:
+            raise dls_error(401, "not.authenticated", "unknown DLS key")
+        return {"code": 200, "user": u.name, "dlsKey": key, "message": "updated"}
 
     def list_users(self, t: Tenant) -> list[dict[str, Any]]:
         with self.db.read() as conn:

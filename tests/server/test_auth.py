@@ -233,6 +233,23 @@ def _bad_tokens(secret: str, name: str) -> list[tuple[str, str, str]]:
                                                  algorithm="HS256"), "invalid JWT"),
         ("tampered", "Bearer " + _tamper(jwt.encode(_claims(), secret, algorithm="HS256")),
          "invalid JWT"),
+        # Lifetime (jwt_max_lifetime_seconds, 3600 by default; leeway 30 s).
+        ("expires in 9999", "Bearer " + jwt.encode({"iat": now, "exp": 253402300799}, secret,
+                                                   algorithm="HS256"), "too far ahead"),
+        ("lives 3601 s", "Bearer " + jwt.encode({"iat": now, "exp": now + 3601}, secret,
+                                                algorithm="HS256"), "jwt_max_lifetime_seconds"),
+        ("issued long ago, lives on", "Bearer " + jwt.encode(
+            {"iat": now - 86400, "exp": now + 60}, secret, algorithm="HS256"),
+         "lifetime exp - iat is 86460 s"),
+        ("issued in the future", "Bearer " + jwt.encode(
+            {"iat": now + 120, "exp": now + 300}, secret, algorithm="HS256"),
+         "issued in the future"),
+        ("issued in 9999", "Bearer " + jwt.encode(
+            {"iat": 253402300000, "exp": 253402300799}, secret, algorithm="HS256"),
+         "issued in the future"),
+        ("iat not a number", "Bearer " + jwt.encode({"iat": str(now), "exp": now + 300},
+                                                    secret, algorithm="HS256"),
+         "'iat' must be a number"),
     ]
 
 
@@ -261,6 +278,40 @@ def test_jwt_bad_tokens_are_401(jwt_api: Any, case: str) -> None:
         assert set(body_out) == {"code", "message"} and body_out["code"] == 401
         assert fragment in body_out["message"], body_out
     assert _count_rows(api) == before
+
+
+def test_jwt_lifetime_limits_accept_what_they_should(jwt_api: Any) -> None:
+    api, secret, _ = jwt_api
+    now = int(time.time())
+    for claims in (
+        {"iat": now, "exp": now + 3600},  # exactly the longest lifetime
+        {"iat": now + 20, "exp": now + 300},  # issued "later" within the 30 s leeway
+        {"iat": now - 3000, "exp": now + 600},  # old, but within its lifetime
+        {"iat": now + 0.5, "exp": now + 300.5},  # NumericDate may be fractional
+    ):
+        r = api.get(f"{SOS}/count", headers=_bearer(jwt.encode(claims, secret,
+                                                               algorithm="HS256")))
+        assert r.status_code == 200, (claims, r.text)
+
+
+def test_jwt_max_lifetime_is_a_setting(make_app: Any) -> None:
+    api = make_app(jwt_max_lifetime_seconds=60, jwt_leeway_seconds=5)
+    name = tenant_for_key(api.app.state.db, api.api_key).name
+    secret = create_jwt_key(api.app.state.db, name)
+    now = int(time.time())
+    ok = jwt.encode({"iat": now, "exp": now + 60}, secret, algorithm="HS256")
+    assert api.get(f"{SOS}/count", headers=_bearer(ok)).status_code == 200
+    # The connector's own tokens live 300 s: too long for this server.
+    long = jwt.encode({"iat": now, "exp": now + 300}, secret, algorithm="HS256")
+    r = api.get(f"{SOS}/count", headers=_bearer(long))
+    assert r.status_code == 401
+    assert "too far ahead" in r.json()["message"] and "at most 60 s" in r.json()["message"]
+    r = api.get(f"{SOS}/count", headers=_bearer(jwt.encode(
+        {"iat": now - 100, "exp": now + 1}, secret, algorithm="HS256")))
+    assert r.status_code == 401 and "at most 60 s" in r.json()["message"]
+    r = api.get(f"{SOS}/count", headers=_bearer(jwt.encode(
+        {"iat": now + 10, "exp": now + 60}, secret, algorithm="HS256")))
+    assert r.status_code == 401 and "5 s of skew" in r.json()["message"]
 
 
 def test_jwt_token_needs_the_api_key_too(jwt_api: Any) -> None:
