@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 log = logging.getLogger("pyconnector.server")
@@ -93,6 +94,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(APIError(exc.status_code, str(exc.detail), headers=exc.headers))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_req: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client left mid-body: nobody reads this answer, and it is not a fault.
+        return error_response(APIError(499, "the client closed the connection"))
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def _database(req: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
