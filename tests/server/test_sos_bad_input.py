@@ -12,10 +12,11 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from sos_helper import stored_values as _stored
 
 from pyconnector_server.auth import tenant_for_key
 from pyconnector_server.sos import csvio
-from pyconnector_server.sos.tables import observation, observed_property, sensor
+from pyconnector_server.sos.tables import observed_property
 
 SOS = "/api/sos/v2.0"
 DB_KINDS = ["sqlite", "postgresql"]
@@ -38,17 +39,6 @@ def _seed(api: Any) -> None:
     _ok(api.post(f"{SOS}/sensors", json={"name": "ts1", "feature": "tf1", "outputs": [
         {"name": "temp", "type": "quantity"}, {"name": "status", "type": "text"}]}))
     _ok(api.post(f"{SOS}/sensors", json={"name": "ts2", "feature": "tf2", "outputs": ["temp"]}))
-
-
-def _stored(api: Any) -> int:
-    """Observation values stored for this client's tenant, read from the database."""
-    db = api.app.state.db
-    t = tenant_for_key(db, api.api_key)
-    with db.read() as conn:
-        return conn.execute(
-            sa.select(sa.func.count()).select_from(
-                observation.join(sensor, sensor.c.id == observation.c.sensor_id))
-            .where(sensor.c.tenant_id == t.id)).scalar_one()
 
 
 def _property_names(api: Any) -> set[str]:

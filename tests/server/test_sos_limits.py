@@ -13,11 +13,10 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-import sqlalchemy as sa
+from sos_helper import stored_values as _stored
 
 from pyconnector_server.auth import tenant_for_key
 from pyconnector_server.sos import validate
-from pyconnector_server.sos.tables import observation, sensor
 
 SOS = "/api/sos/v2.0"
 NUL = "a\x00b"
@@ -49,16 +48,6 @@ def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def sos(shared: Any) -> Iterator[Any]:
     yield shared
     assert shared.delete(f"{SOS}/observations", params={"feature": "tf1"}).status_code == 200
-
-
-def _stored(api: Any) -> int:
-    db = api.app.state.db
-    t = tenant_for_key(db, api.api_key)
-    with db.read() as conn:
-        return conn.execute(
-            sa.select(sa.func.count()).select_from(
-                observation.join(sensor, sensor.c.id == observation.c.sensor_id))
-            .where(sensor.c.tenant_id == t.id)).scalar_one()
 
 
 def _state(api: Any) -> Any:
