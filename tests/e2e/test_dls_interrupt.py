@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -16,6 +18,26 @@ pytestmark = pytest.mark.e2e
 
 def _files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
+    """Poll ``done`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def _spooled(tmp: Path) -> int:
+    """Bytes in the blob store's unfinished writes (files may vanish while we look)."""
+    total = 0
+    for p in tmp.iterdir():
+        try:
+            total += p.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
 
 
 @pytest.mark.parametrize("mode", ["RESTRICT", "OVERWRITE", "APPEND"])
@@ -39,15 +61,14 @@ def test_client_disconnect_mid_body_leaves_nothing(server, mode: str) -> None:
     chunk = b"x" * (1 << 20)
     for _ in range(8):  # 8 MiB of 64, then the client goes away
         sock.sendall(chunk)
-    time.sleep(0.3)
     blob_tmp = blobs / ".tmp"
-    assert any(blob_tmp.iterdir()), "the upload should be in flight in the temporary area"
+    # Go away only once the server is writing this body to an unfinished blob: the test
+    # is about an upload in flight, not one refused before its first byte was stored.
+    _wait_for("the upload to reach the blob store's temporary area",
+              lambda: _spooled(blob_tmp) >= len(chunk))
     sock.close()
 
-    deadline = time.monotonic() + 10
-    while any(blob_tmp.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(blob_tmp.iterdir()), "the partial upload was not cleaned up"
+    _wait_for("the partial upload to be cleaned up", lambda: not any(blob_tmp.iterdir()))
     assert _files(blobs) == before
     found = dls.searchFile(filename="cut.csv")["result"]
     if mode == "RESTRICT":

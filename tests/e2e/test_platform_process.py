@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -74,27 +76,41 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert df["v"].iloc[:50].tolist() == [float(i) for i in range(50)]
 
 
+def _wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
+    """Poll ``done`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def test_interrupted_csv_upload_stores_nothing(server) -> None:
     key = server.new_key()
     sos = pyconnector.connectors(api_key=key, URL=server.url).SensorObservation()
     _seed(sos)
+    tmp = server.data_dir / "tmp"
+    before = set(tmp.glob("*.csv"))
     host, port = server.url.removeprefix("http://").split(":")
     body = "time,sensor,v\n" + "".join(f"{i},s,{i}\n" for i in range(20_000))
+
+    def received() -> int:
+        """Bytes of this upload in the server's temporary file (0 before it exists)."""
+        return sum(p.stat().st_size for p in set(tmp.glob("*.csv")) - before if p.exists())
+
     with socket.create_connection((host, int(port))) as sock:
         head = (f"POST /api/sos/v2.0/observations/csv HTTP/1.1\r\nHost: {host}\r\n"
                 f"x-api-key: {key}\r\ncontent-type: text/csv\r\n"
                 f"content-length: {len(body) * 2}\r\n\r\n")
         sock.sendall(head.encode() + body.encode())  # half of what was announced
+        # Cut the connection only once the server is spooling this body (its file buffer
+        # may still hold a few KiB), so the test is about an upload in flight.
+        _wait_for("the server to spool the first half of the upload",
+                  lambda: received() >= len(body) // 2)
     # The server notices the disconnect; nothing from the partial file is stored.
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if not list((server.data_dir / "tmp").glob("*.csv")):
-            break
-        time.sleep(0.1)
+    _wait_for("the partial upload's temporary file to be removed",
+              lambda: not set(tmp.glob("*.csv")) - before)
     assert sos.getObservation(sensor="s", responseType="dataframe").empty
-    assert not list((server.data_dir / "tmp").glob("*.csv"))
 
 
 def test_csv_round_trip_between_tenants(any_server, tmp_path: Path) -> None:
