@@ -1,112 +1,182 @@
-"""The platform's settings: one table with defaults and help.
+"""The platform's settings: one table with defaults, help and the values each accepts.
 
 Each setting is read from a command-line argument, then the environment
-(``PYCONNECTOR_<NAME>``), then its default. The CLI's options and
-``docs/configuration.md`` are generated from :data:`SETTINGS`; a test keeps them in step.
+(``PYCONNECTOR_<NAME>``), then its default. The fields of :class:`Settings` are the table:
+each declares its type, default, help and limits once, and :data:`SETTINGS` lists them for
+the CLI's options and ``docs/configuration.md`` (a test keeps the doc in step). A value that
+does not fit raises :class:`SettingsError` naming the option or variable it came from.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 ENV_PREFIX = "PYCONNECTOR_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting's value does not convert or is out of range; the message names its source."""
+
+
+def _setting(default: Any, help: str, *, minimum: float | None = None,
+             maximum: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A field of :class:`Settings`: its default, its help, and the values it accepts."""
+    return field(default=default, metadata={"help": help, "minimum": minimum,
+                                            "maximum": maximum, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Setting:
+    """One row of the settings table, as the CLI, the loader and the docs see it."""
+
     name: str
     default: Any
     help: str
     type: type = str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
 
+    @property
+    def option(self) -> str:
+        """The command-line option, e.g. ``--max-body-bytes``."""
+        return "--" + self.name.replace("_", "-")
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", "Interface to listen on."),
-    Setting("port", 8080, "TCP port to listen on (0 picks a free one and prints it).", int),
-    Setting("data_dir", "./pyconnector-data",
-            "Directory for the embedded database and local files (blobs, temporary uploads)."),
-    Setting("db", "", "Database URL: empty for SQLite in the data dir, or "
-            "postgresql://user@host:5432/db for PostgreSQL."),
-    Setting("max_body_bytes", 16 * 1024 * 1024,
-            "Largest JSON request body accepted; bigger bodies get 413.", int),
-    Setting("max_upload_bytes", 4 * 1024 * 1024 * 1024,
-            "Largest streamed upload (CSV observations) accepted; bigger ones get 413.", int),
-    Setting("max_page_size", 10_000, "Largest `limit` a paged JSON query may ask for.", int),
-    Setting("jwt_leeway_seconds", 30, "Clock skew tolerated when checking JWT expiry.", int),
-    Setting("log_level", "info", "Log level of the server (debug, info, warning, error)."),
-    Setting("blobs", "", "Where data lake files are stored: empty for <data dir>/blobs, "
-            "file:///path, or s3://bucket/prefix (AWS credentials from the standard AWS_* "
-            "variables)."),
-    Setting("s3_endpoint_url", "", "Endpoint of an S3-compatible service (MinIO, Ceph…) for "
-            "s3:// blobs; empty for AWS."),
-    Setting("dls_quota_bytes", 0, "Data lake storage quota of each tenant in bytes (0: "
-            "unlimited); `pyconnector dlsquota set` overrides it per tenant.", int),
-    Setting("jwt_max_lifetime_seconds", 3600, "Longest lifetime (exp - iat) a JWT may "
-            "have; tokens that claim more are refused with 401.", int),
-    Setting("statement_timeout_seconds", 30, "Longest a single database statement of a "
-            "request may run before it is cancelled (the request then gets 503); 0: no "
-            "limit. Bulk writes (CSV ingests, cascade deletes) are not bounded.", float),
-    Setting("max_connections", 1000, "Concurrent connections served; a connection past "
-            "the limit gets 503 at once and is closed.", int),
-    Setting("max_header_bytes", 64 * 1024, "Largest request line plus headers accepted; "
-            "bigger requests get 431 and the connection is closed.", int),
-    Setting("header_timeout_seconds", 15, "Time a client has to send a request's line and "
-            "headers, from its first byte; slower requests get 408 and the connection is "
-            "closed.", int),
-    Setting("body_timeout_seconds", 60, "Longest pause between two parts of a request "
-            "body; a stalled upload gets 408 and is cut (time the server itself holds the "
-            "body back is not counted).", int),
-    Setting("keep_alive_seconds", 5, "How long a connection with no request in progress "
-            "(a new one, or one between requests) stays open.", int),
-    Setting("sweep_grace_seconds", 3600, "Age after which an interrupted upload's "
-            "temporary file, or a blob no catalog row points at, is removed.", int),
-    Setting("sweep_interval_seconds", 600, "How often the sweeper runs (it also runs at "
-            "start); 0 disables the periodic run.", int),
-)
+    @property
+    def env(self) -> str:
+        """The environment variable, e.g. ``PYCONNECTOR_MAX_BODY_BYTES``."""
+        return ENV_PREFIX + self.name.upper()
+
+    def expected(self) -> str:
+        """What a valid value looks like, in words, for error messages."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        what = {int: "an integer", float: "a number"}.get(self.type, "a string")
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            return f"{what} from {lo:g} to {hi:g}"
+        if lo is not None:
+            return f"{what} of at least {lo:g}"
+        return what
+
+    def convert(self, raw: Any, source: str) -> Any:
+        """``raw`` (a string from the command line or environment, or a Python value) as
+        this setting's type; :class:`SettingsError` naming ``source`` if it does not fit."""
+        value = self._parse(raw)
+        ok = value is not None
+        if ok and self.type in (int, float):
+            ok = ((self.minimum is None or value >= self.minimum)
+                  and (self.maximum is None or value <= self.maximum))
+        if ok and self.choices:
+            ok = value in self.choices
+        if not ok:
+            raise SettingsError(f"{source}: expected {self.expected()}, got {raw!r}")
+        return value
+
+    def _parse(self, raw: Any) -> Any:
+        # bool is an int to Python, but True is no port number.
+        if isinstance(raw, bool):
+            return None
+        if self.type is int:
+            if isinstance(raw, int):
+                return raw
+            try:
+                return int(raw) if isinstance(raw, str) else None
+            except ValueError:
+                return None
+        if self.type is float:
+            if isinstance(raw, (int, float)):
+                value = float(raw)
+            else:
+                try:
+                    value = float(raw) if isinstance(raw, str) else math.nan
+                except ValueError:
+                    return None
+            return value if math.isfinite(value) else None
+        return raw if isinstance(raw, str) else None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one platform instance."""
+    """Resolved settings of one platform instance; its fields are the settings table."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: str = "./pyconnector-data"
-    db: str = ""
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_upload_bytes: int = 4 * 1024 * 1024 * 1024
-    max_page_size: int = 10_000
-    jwt_leeway_seconds: int = 30
-    log_level: str = "info"
-    blobs: str = ""
-    s3_endpoint_url: str = ""
-    dls_quota_bytes: int = 0
-    jwt_max_lifetime_seconds: int = 3600
-    statement_timeout_seconds: float = 30
-    max_connections: int = 1000
-    max_header_bytes: int = 64 * 1024
-    header_timeout_seconds: int = 15
-    body_timeout_seconds: int = 60
-    keep_alive_seconds: int = 5
-    sweep_grace_seconds: int = 3600
-    sweep_interval_seconds: int = 600
+    host: str = _setting("127.0.0.1", "Interface to listen on.")
+    port: int = _setting(8080, "TCP port to listen on (0 picks a free one and prints it).",
+                         minimum=0, maximum=65535)
+    data_dir: str = _setting(
+        "./pyconnector-data",
+        "Directory for the embedded database and local files (blobs, temporary uploads).")
+    db: str = _setting("", "Database URL: empty for SQLite in the data dir, or "
+                       "postgresql://user@host:5432/db for PostgreSQL.")
+    max_body_bytes: int = _setting(16 * 1024 * 1024, "Largest JSON request body accepted; "
+                                   "bigger bodies get 413.", minimum=1)
+    max_upload_bytes: int = _setting(4 * 1024 * 1024 * 1024, "Largest streamed upload (CSV "
+                                     "observations) accepted; bigger ones get 413.", minimum=1)
+    max_page_size: int = _setting(10_000, "Largest `limit` a paged JSON query may ask for.",
+                                  minimum=1)
+    jwt_leeway_seconds: int = _setting(30, "Clock skew tolerated when checking JWT expiry.",
+                                       minimum=0)
+    log_level: str = _setting("info", f"Log level of the server ({', '.join(LOG_LEVELS)}).",
+                              choices=LOG_LEVELS)
+    blobs: str = _setting("", "Where data lake files are stored: empty for <data dir>/blobs, "
+                          "file:///path, or s3://bucket/prefix (AWS credentials from the "
+                          "standard AWS_* variables).")
+    s3_endpoint_url: str = _setting("", "Endpoint of an S3-compatible service (MinIO, Ceph…) "
+                                    "for s3:// blobs; empty for AWS.")
+    dls_quota_bytes: int = _setting(0, "Data lake storage quota of each tenant in bytes (0: "
+                                    "unlimited); `pyconnector dlsquota set` overrides it per "
+                                    "tenant.", minimum=0)
+    jwt_max_lifetime_seconds: int = _setting(3600, "Longest lifetime (exp - iat) a JWT may "
+                                             "have; tokens that claim more are refused with "
+                                             "401.", minimum=1)
+    statement_timeout_seconds: float = _setting(
+        30, "Longest a single database statement of a request may run before it is "
+        "cancelled (the request then gets 503); 0: no limit. Bulk writes (CSV ingests, "
+        "cascade deletes) are not bounded.", minimum=0)
+    max_connections: int = _setting(1000, "Concurrent connections served; a connection past "
+                                    "the limit gets 503 at once and is closed.", minimum=1)
+    max_header_bytes: int = _setting(64 * 1024, "Largest request line plus headers accepted; "
+                                     "bigger requests get 431 and the connection is closed.",
+                                     minimum=1)
+    header_timeout_seconds: int = _setting(
+        15, "Time a client has to send a request's line and headers, from its first byte; "
+        "slower requests get 408 and the connection is closed.", minimum=1)
+    body_timeout_seconds: int = _setting(
+        60, "Longest pause between two parts of a request body; a stalled upload gets 408 "
+        "and is cut (time the server itself holds the body back is not counted).", minimum=1)
+    keep_alive_seconds: int = _setting(5, "How long a connection with no request in progress "
+                                       "(a new one, or one between requests) stays open.",
+                                       minimum=0)
+    sweep_grace_seconds: int = _setting(3600, "Age after which an interrupted upload's "
+                                        "temporary file, or a blob no catalog row points at, "
+                                        "is removed.", minimum=0)
+    sweep_interval_seconds: int = _setting(600, "How often the sweeper runs (it also runs at "
+                                           "start); 0 disables the periodic run.", minimum=0)
+    # Not a setting: room for values a caller (tests, embedding code) hands to the app.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, args: dict[str, Any] | None = None,
-             environ: dict[str, str] | None = None) -> Settings:
-        """Arguments first (``None`` means not given), then environment, then defaults."""
+    def load(cls, args: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> Settings:
+        """Arguments first (``None`` means not given), then environment, then defaults.
+
+        Raises :class:`SettingsError` naming the option (``--port``) or the variable
+        (``PYCONNECTOR_PORT``) whose value does not fit.
+        """
         args = args or {}
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for s in SETTINGS:
-            raw = args.get(s.name)
-            if raw is None:
-                raw = environ.get(ENV_PREFIX + s.name.upper())
-            values[s.name] = s.default if raw is None else s.type(raw)
+            if args.get(s.name) is not None:
+                values[s.name] = s.convert(args[s.name], s.option)
+            elif environ.get(s.env) is not None:
+                values[s.name] = s.convert(environ[s.env], s.env)
         return cls(**values)
 
     @property
@@ -125,7 +195,14 @@ class Settings:
         return f"sqlite:///{self.data_path / 'pyconnector.db'}"
 
 
-assert [s.name for s in SETTINGS] == [f.name for f in fields(Settings) if f.name != "extra"]
+def _table() -> tuple[Setting, ...]:
+    hints = get_type_hints(Settings)
+    return tuple(Setting(f.name, f.default, f.metadata["help"], hints[f.name],
+                         f.metadata["minimum"], f.metadata["maximum"], f.metadata["choices"])
+                 for f in fields(Settings) if "help" in f.metadata)
+
+
+SETTINGS: tuple[Setting, ...] = _table()
 
 
 DOC_START, DOC_END = "<!-- settings:start -->", "<!-- settings:end -->"
@@ -133,12 +210,12 @@ DOC_START, DOC_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 def settings_markdown() -> str:
     """The settings table of docs/configuration.md (regenerate with `make docs`)."""
-    lines = ["| Setting | CLI option | Environment | Default | Meaning |",
-             "|---|---|---|---|---|"]
+    lines = ["| Setting | CLI option | Environment | Default | Accepts | Meaning |",
+             "|---|---|---|---|---|---|"]
     for s in SETTINGS:
         default = f"`{s.default}`" if s.default != "" else "(empty)"
-        lines.append(f"| {s.name} | `--{s.name.replace('_', '-')}` | "
-                     f"`{ENV_PREFIX}{s.name.upper()}` | {default} | {s.help} |")
+        lines.append(f"| {s.name} | `{s.option}` | `{s.env}` | {default} | {s.expected()} | "
+                     f"{s.help} |")
     return "\n".join(lines)
 
 
