@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
+from .backends.errors import BackendError
+
 log = logging.getLogger("pyconnector.server")
 
 
@@ -99,6 +101,13 @@ def install(app: FastAPI) -> None:
     async def _gone(_req: Request, _exc: ClientDisconnect) -> JSONResponse:
         # The client left mid-body: nobody reads this answer, and it is not a fault.
         return error_response(APIError(499, "the client closed the connection"))
+
+    @app.exception_handler(BackendError)
+    async def _backend(req: Request, exc: BackendError) -> JSONResponse:
+        # Not a bug of ours (no traceback), but an operator should hear of it and its cause.
+        log.warning("%s %s: %s (%r)", req.method, req.url.path, exc, exc.__cause__)
+        headers = {"retry-after": str(exc.retry_after)} if exc.retry_after else None
+        return error_response(APIError(exc.status, exc.message, headers=headers))
 
     @app.exception_handler(sa_exc.DBAPIError)
     async def _database(req: Request, exc: sa_exc.DBAPIError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""One contract for every blob store: local directory and S3 (moto's server on loopback)."""
+"""One contract for every blob store: local directory, memory, and S3 (moto's server on
+loopback)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from pyconnector_server.backends.blobs import BlobStore, open_blob_store
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     if request.param == "local":
         s = open_blob_store("", tmp_path / "blobs")
+    elif request.param == "memory":
+        s = open_blob_store("memory://", tmp_path / "unused")
     else:
         s = open_blob_store(request.getfixturevalue("s3_url"), tmp_path,
                             request.getfixturevalue("s3_endpoint"))
@@ -62,7 +65,7 @@ def test_sweep_unfinished_drops_an_interrupted_write_once_old_enough(
     if size > 1000:
         assert store.sweep_unfinished(time.time() + 5) == 1
     else:  # a small S3 write is still in memory only: nothing was left on the server
-        assert store.sweep_unfinished(time.time() + 5) == (1 if store.kind == "local" else 0)
+        assert store.sweep_unfinished(time.time() + 5) == (0 if store.kind == "s3" else 1)
     assert store.sweep_unfinished(time.time() + 5) == 0
     assert list(store.list()) == [("t1/kept", 9)]
     with contextlib.suppress(Exception):  # the dead server's writer: let it go quietly
@@ -194,5 +197,40 @@ def test_local_store_keeps_blobs_inside_its_root(tmp_path: Path) -> None:
 
 
 def test_unknown_store_url_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unsupported blob store URL"):
+    with pytest.raises(ValueError, match="unsupported blob store URL") as refused:
         open_blob_store("ftp://host/x", tmp_path)
+    assert "file://, memory://, s3://" in str(refused.value)  # says what would work
+
+
+def test_each_memory_url_opens_a_store_of_its_own(tmp_path: Path) -> None:
+    one, two = (open_blob_store("memory://", tmp_path) for _ in range(2))
+    one.put("k", b"one")
+    assert not two.exists("k")
+    assert one.kind == "memory" and not any(tmp_path.iterdir())
+
+
+def test_a_write_swept_as_unfinished_cannot_commit_afterwards(tmp_path: Path) -> None:
+    store = open_blob_store("memory://", tmp_path)
+    w = store.writer("k")
+    w.write(b"stale")
+    assert store.sweep_unfinished(time.time() + 5) == 1
+    with pytest.raises(RuntimeError, match="sweeper"):
+        w.commit()
+    assert not store.exists("k")
+
+
+def test_the_memory_store_is_safe_across_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = open_blob_store("memory://", tmp_path)
+
+    def work(i: int) -> None:
+        for j in range(50):
+            store.put(f"t{i}/b{j}", bytes([i]) * j)
+            store.append(f"t{i}/log", [b"x"])
+            assert store.get(f"t{i}/b{j}") == bytes([i]) * j
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert len(list(store.list())) == 8 * 51
+    assert all(store.size(f"t{i}/log") == 50 for i in range(8))

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from ..registry import Registry
+
 CHUNK = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -187,3 +189,7 @@ class BlobStore(ABC):
             for chunk in data:
                 w.write(bytes(chunk))
         return w.size
+
+
+#: the blob stores by URL scheme; each implementation registers itself here
+blob_stores: Registry[BlobStore] = Registry("blob store")

@@ -16,8 +16,10 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
-from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, check_key, check_prefix
+from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, blob_stores, check_key, check_prefix
 
 TMP = ".tmp"
 
@@ -40,6 +42,7 @@ class LocalWriter(BlobWriter):
         self.tmp.unlink(missing_ok=True)
 
 
+@blob_stores.register("file")
 class LocalBlobStore(BlobStore):
     """Blobs as files under ``root``; a key ``a/b`` is the file ``root/a/b``."""
 
@@ -49,6 +52,11 @@ class LocalBlobStore(BlobStore):
         self.root = Path(root).expanduser().resolve()
         self.tmp = self.root / TMP
         self.tmp.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_url(cls, url: str, **_context: Any) -> LocalBlobStore:
+        """``file:///path``: the directory ``/path`` (created if missing)."""
+        return cls(unquote(urlparse(url).path))
 
     def _path(self, key: str) -> Path:
         path = self.root / check_key(key)

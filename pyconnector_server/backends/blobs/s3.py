@@ -9,6 +9,13 @@ An object appears in S3 only when its upload completes (``PutObject``, or
 :meth:`S3Writer.abort` aborts the multipart upload: nothing is ever half visible. A
 multipart upload that a killed server never finished still holds its parts (and is billed)
 until :meth:`S3BlobStore.sweep_unfinished` aborts it.
+
+**Errors.** Every primitive runs inside :func:`~pyconnector_server.backends.errors.boundary`
+with :func:`s3_error`: an unreachable or overloaded service (connection refused, timeouts,
+``SlowDown``, 5xx) becomes :class:`BackendUnavailable` (503 with ``Retry-After``), any
+other refusal (access denied, no such bucket, bad credentials) :class:`BackendError`
+(502); a missing object stays :class:`FileNotFoundError`. Timeouts and retries are short
+(:data:`CONFIG`), so a client hears about an S3 outage in seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -17,10 +24,64 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, check_key, check_prefix
+from ..errors import BackendError, BackendUnavailable, translated, translated_iter
+from .base import CHUNK, BlobInfo, BlobStore, BlobWriter, blob_stores, check_key, check_prefix
 
 # Multipart part size: S3 wants >= 5 MiB; bigger parts mean fewer requests.
 BLOCK = 16 << 20
+
+#: botocore's client settings: botocore's defaults (60 s timeouts, and s3fs retrying
+#: botocore's retries) keep a request waiting minutes on a dead endpoint. A part of
+#: 16 MiB is sent well within the read timeout on any link the platform supports.
+CONFIG: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 30,
+                          "retries": {"mode": "standard", "max_attempts": 2}}
+#: how many times s3fs itself tries a call that failed on the network
+S3FS_RETRIES = 2
+
+# S3 error codes that say "try again later", not "you may not".
+_TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError",
+                    "Throttling", "ThrottlingException", "RequestTimeTooSkewed", "500", "503"}
+
+
+def s3_error(exc: BaseException) -> BackendError | None:
+    """Our error for an exception of botocore, aiobotocore, aiohttp or s3fs; ``None`` for
+    others (a missing object's :class:`FileNotFoundError`, a caller's own error)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+    except ImportError:  # pragma: no cover - no S3 store can exist without botocore
+        return None
+    cause = exc.__cause__
+    if isinstance(exc, OSError) and isinstance(cause, ClientError) \
+            and not isinstance(exc, BotoCoreError):
+        # s3fs turned a ClientError into a builtin: judge by the original.
+        code = str(cause.response.get("Error", {}).get("Code", ""))
+        if isinstance(exc, FileNotFoundError) and code != "NoSuchBucket":
+            return None  # no such object: part of the store's contract
+        return _client_error(cause)
+    if isinstance(exc, ClientError):
+        return _client_error(exc)
+    if isinstance(exc, BotoConnectionError | HTTPClientError | TimeoutError) or \
+            type(exc).__module__.startswith(("aiohttp", "fsspec")):
+        # The message names no host: the client needs to know to wait, not our network.
+        return BackendUnavailable("blob storage unavailable: the storage service cannot be "
+                                  f"reached ({type(exc).__name__}); try again later")
+    if isinstance(exc, BotoCoreError):  # no credentials, bad endpoint URL, …
+        return BackendError(f"blob storage failed: {exc}")
+    return None
+
+
+def _client_error(exc: Any) -> BackendError:
+    """Our error for an answer of the S3 service."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    text = f"{error.get('Message') or exc} ({code})" if code else str(exc)
+    if code in _TRANSIENT_CODES:
+        return BackendUnavailable(f"blob storage unavailable: {text}")
+    return BackendError(f"blob storage failed: {text}")
+
+
+_s3_errors = translated(s3_error)
 
 
 def _s3fs() -> Any:
@@ -35,6 +96,10 @@ def _s3fs() -> Any:
 class S3Writer(BlobWriter):
     """Writes through an s3fs file: closing it completes the upload, and publishes it."""
 
+    write = _s3_errors(BlobWriter.write)  # sends a part every BLOCK bytes
+    commit = _s3_errors(BlobWriter.commit)
+
+    @_s3_errors
     def _discard(self) -> None:
         try:
             self.fh.discard()  # aborts a multipart upload begun for a big object
@@ -42,6 +107,7 @@ class S3Writer(BlobWriter):
             self.fh.closed = True  # so that closing (or GC) does not upload the part
 
 
+@blob_stores.register("s3")
 class S3BlobStore(BlobStore):
     """Blobs under ``s3://bucket/prefix``; a key ``a/b`` is the object ``prefix/a/b``."""
 
@@ -58,22 +124,39 @@ class S3BlobStore(BlobStore):
         self.prefix = prefix.strip("/")
         self.base = f"{bucket}/{self.prefix}" if self.prefix else bucket
         client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+        config = {**CONFIG, **options.pop("config_kwargs", {})}
         # No listing cache: other servers write to the same bucket.
         self.fs = _s3fs().S3FileSystem(
             client_kwargs=client_kwargs, use_listings_cache=False, skip_instance_cache=True,
-            default_block_size=BLOCK, **options)
+            default_block_size=BLOCK, config_kwargs=config, **options)
+        self.fs.retries = S3FS_RETRIES
+
+    @classmethod
+    def from_url(cls, url: str, *, s3_endpoint_url: str | None = None,
+                 **_context: Any) -> S3BlobStore:
+        """``s3://bucket/prefix``, on ``s3_endpoint_url`` (None: AWS)."""
+        return cls(url, endpoint_url=s3_endpoint_url)
 
     def _path(self, key: str) -> str:
         return f"{self.base}/{check_key(key)}"
 
+    @_s3_errors
     def writer(self, key: str) -> BlobWriter:
         return S3Writer(self.fs.open(self._path(key), "wb", block_size=BLOCK))
 
+    @_s3_errors
     def read(self, key: str, start: int = 0, end: int | None = None,
              chunk_size: int = CHUNK) -> Iterator[bytes]:
         path = self._path(key)
         size = self.size(key)
         if size is None:
+            # HEAD of an object in a missing bucket is a plain 404: ask about the bucket,
+            # so that a deleted bucket is not taken for a missing file.
+            try:
+                self.fs.call_s3("head_bucket", Bucket=self.bucket)
+            except FileNotFoundError:
+                raise BackendError("blob storage failed: The specified bucket does not "
+                                   "exist (NoSuchBucket)") from None
             raise FileNotFoundError(key)
         stop = size if end is None else min(end, size)
 
@@ -87,20 +170,23 @@ class S3BlobStore(BlobStore):
                 pos += len(data)
                 yield data
 
-        return chunks()
+        return translated_iter(chunks(), s3_error)
 
+    @_s3_errors
     def size(self, key: str) -> int | None:
         try:
             return int(self.fs.info(self._path(key))["size"])
         except FileNotFoundError:
             return None
 
+    @_s3_errors
     def delete(self, key: str) -> None:
         try:
             self.fs.rm_file(self._path(key))
         except FileNotFoundError:
             pass
 
+    @_s3_errors
     def list_with_age(self, prefix: str = "") -> Iterator[BlobInfo]:
         check_prefix(prefix)
         # Ask S3 for the deepest "directory" the prefix names, not the whole bucket.
@@ -115,6 +201,7 @@ class S3BlobStore(BlobStore):
                      if info.get("type") != "directory" and path[strip:].startswith(prefix))
         return iter(out)
 
+    @_s3_errors
     def sweep_unfinished(self, before: float) -> int:
         """Abort the multipart uploads under this store's prefix that began, and last
         received a part, before ``before`` (a long upload still sending parts lives)."""
