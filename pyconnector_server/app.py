@@ -2,52 +2,45 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import pyconnector
 
-from . import datalake, errors, sos
-from .backends.blobs import open_blob_store
+from . import deps, errors
 from .cancel import CancelOnDisconnect
 from .db import Database
 from .limits import BodyLimitMiddleware
+from .services import Service, registered
 from .settings import Settings
-from .sweeper import Sweeper
 
 log = logging.getLogger("pyconnector.server")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the platform for ``settings``: open its backends in the lifespan."""
+def create_app(settings: Settings | None = None,
+               services: Sequence[Service] | None = None) -> FastAPI:
+    """Build the platform for ``settings`` serving ``services`` (default: the registered
+    ones): the lifespan opens the database, then each service in turn."""
     settings = settings or Settings.load()
+    services = registered() if services is None else list(services)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.database_url, settings.statement_timeout_seconds)
-        db.migrate()
-        app.state.db = db
-        app.state.sos = sos.SosStore(db)
-        blobs = open_blob_store(settings.blobs, settings.data_path / "blobs",
-                                settings.s3_endpoint_url)
-        app.state.dls = datalake.DatalakeStore(db, blobs, settings.dls_quota_bytes)
-        sweeper = Sweeper(db, blobs, [settings.data_path / "tmp"],
-                          settings.sweep_grace_seconds, settings.sweep_interval_seconds)
-        sweeping = asyncio.create_task(sweeper.run())
-        try:
+        # One exit stack: when a service fails to open, everything opened before it
+        # (the database, earlier services) is closed again, in reverse order.
+        async with contextlib.AsyncExitStack() as opened:
+            settings.data_path.mkdir(parents=True, exist_ok=True)
+            db = Database(settings.database_url, settings.statement_timeout_seconds)
+            opened.callback(db.close)
+            db.migrate()
+            app.state.db = db
+            for service in services:
+                await opened.enter_async_context(service.open(app.state))
             yield
-        finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
-            blobs.close()
-            db.close()
 
     app = FastAPI(
         title="pyconnector platform",
@@ -59,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    deps.install(app)  # after errors: WebSockets get a close code, not a status
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(CancelOnDisconnect)
 
@@ -66,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": pyconnector.__version__}
 
-    app.include_router(sos.router)
-    app.include_router(datalake.router)
+    for service in services:
+        for router in service.routers:
+            app.include_router(router)
     return app

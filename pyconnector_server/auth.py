@@ -20,7 +20,8 @@ from typing import Any
 
 import jwt
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from .db import Database, api_key, tenant
 from .errors import APIError
@@ -265,18 +266,23 @@ def verify_jwt(token: str, t: Tenant, leeway: int, max_lifetime: int = 3600) -> 
                        f"server accepts at most {max_lifetime} s (jwt_max_lifetime_seconds)")
 
 
-def current_key(request: Request) -> ApiKey:
+def current_key(conn: HTTPConnection) -> ApiKey:
     """FastAPI dependency: the API key the request authenticates with (and, in JWT mode,
-    a valid token), or 401."""
-    key = request.headers.get(API_KEY_HEADER)
+    a valid token), or 401.
+
+    ``conn`` is any HTTP connection: a plain request, an SSE stream or a WebSocket (where
+    the app closes the socket with code 1008 and the message instead of answering 401:
+    see :func:`pyconnector_server.deps.install`).
+    """
+    key = conn.headers.get(API_KEY_HEADER)
     if not key:
         raise APIError(401, f"missing API key: send it in the '{API_KEY_HEADER}' header")
-    state = request.app.state
+    state = conn.app.state
     k = key_for(state.db, key)
     if k is None:
         raise APIError(401, "unknown API key")
     if k.tenant.jwt_secret:
-        header = request.headers.get("authorization", "")
+        header = conn.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise APIError(401, "this tenant is in JWT mode: send 'Authorization: Bearer <token>'")

@@ -17,43 +17,39 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .settings import SETTINGS, Settings
+from .services import Service, registered
+from .settings import SETTINGS, Settings, SettingsError
 
 
-def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+def add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """Give ``parser`` an option per setting (``only``: just those), from the one table."""
     for s in SETTINGS:
         if only is not None and s.name not in only:
             continue
-        parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, type=s.type,
+        # Kept as strings: Settings.load converts and checks them, and its error names
+        # the option and what it accepts in one line (argparse would print its usage).
+        parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name,
                             default=None, help=f"{s.help} (default: {s.default!r}; "
                             f"env PYCONNECTOR_{s.name.upper()})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(services: Sequence[Service] | None = None) -> argparse.ArgumentParser:
+    """The command line: the core's commands, then each service's."""
+    services = registered() if services is None else services
     parser = argparse.ArgumentParser(prog="pyconnector", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the platform until stopped")
-    _add_settings(serve)
+    add_settings(serve)
     _add_apikey(sub)
     p = sub.add_parser("jwtkey", help="manage JWT symmetric keys (JWT mode)")
     create = p.add_subparsers(dest="action", required=True).add_parser(
         "create", help="print a new JWT symmetric key for a tenant, switching it to JWT mode "
         "(the old JWT key stops working)")
     create.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    _add_settings(create, only=("data_dir", "db"))
-    p = sub.add_parser("dlsuser", help="manage Data Lake users")
-    create = p.add_subparsers(dest="action", required=True).add_parser(
-        "create", help="print a new DLS key (x-dls-key) for a user of a tenant, creating "
-        "the user (and tenant) if new; an existing user's old key stops working")
-    create.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    create.add_argument("--user", required=True, help="DLS user name")
-    _add_settings(create, only=("data_dir", "db"))
-    p = sub.add_parser("dlsquota", help="manage Data Lake storage quotas")
-    quota = p.add_subparsers(dest="action", required=True).add_parser(
-        "set", help="set a tenant's data lake quota in bytes (0: unlimited)")
-    quota.add_argument("--tenant", required=True, help="tenant name (created if new)")
-    quota.add_argument("--bytes", required=True, type=int, dest="quota_bytes")
-    _add_settings(quota, only=("data_dir", "db"))
+    add_settings(create, only=("data_dir", "db"))
+    for service in services:
+        if service.add_commands is not None:
+            service.add_commands(sub)
     return parser
 
 
@@ -81,7 +77,7 @@ def _add_apikey(sub: Any) -> None:
     revoke.add_argument("--force", action="store_true",
                         help="revoke even the tenant's last admin key")
     for parser in (create, listing, revoke):
-        _add_settings(parser, only=("data_dir", "db"))
+        add_settings(parser, only=("data_dir", "db"))
 
 
 def _apikey(db: Any, action: str, tenant: str, args: dict[str, Any]) -> None:
@@ -115,7 +111,8 @@ def _open_db(settings: Settings) -> Any:
     return db
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, services: Sequence[Service] | None = None) -> None:
+    """Run the platform serving ``services`` (default: the registered ones) until stopped."""
     import uvicorn
 
     from .app import create_app
@@ -136,31 +133,38 @@ def serve(settings: Settings) -> None:
     print(f"pyconnector platform listening on http://{settings.host}:{port}", flush=True)
     # Connection limits (head size, head/body/idle timeouts, connection cap) live in our
     # subclass of uvicorn's httptools protocol: uvicorn has no head limit nor read timeouts.
-    config = uvicorn.Config(create_app(settings), log_level=settings.log_level,
+    config = uvicorn.Config(create_app(settings, services), log_level=settings.log_level,
                             access_log=settings.log_level == "debug",
                             http=protocol_class(ConnectionLimits.from_settings(settings)),
                             timeout_keep_alive=settings.keep_alive_seconds)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+def main(argv: Sequence[str] | None = None,
+         services: Sequence[Service] | None = None) -> int:
+    """Run the command ``argv`` names; answer its exit status."""
+    services = registered() if services is None else services
+    args = vars(build_parser(services).parse_args(argv))
     command = args.pop("command")
     action = args.pop("action", None)
     tenant = args.pop("tenant", None)
-    settings = Settings.load(args)
+    try:
+        settings = Settings.load(args)
+    except SettingsError as exc:
+        print(f"pyconnector {command}: error: {exc}", file=sys.stderr)
+        return 2
     if command == "serve":
-        serve(settings)
+        serve(settings, services)
         return 0
     from .auth import KeyAdminError, create_jwt_key
 
     db = _open_db(settings)
     try:
-        if command in ("dlsuser", "dlsquota"):
-            from .datalake.store import datalake_admin
-
-            print(datalake_admin(db, command, tenant, args))
-        elif command == "apikey":
+        for service in services:
+            if command in service.commands and service.run_command is not None:
+                return service.run_command(db, command, {**args, "action": action,
+                                                         "tenant": tenant})
+        if command == "apikey":
             _apikey(db, action, tenant, args)
         else:
             assert action == "create"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 
-def load_all() -> None:
+from .services import Service, registered
+
+
+def load_all(services: Sequence[Service] | None = None) -> None:
     """Import each service's tables (for migrations and schema checks)."""
-    from .datalake import tables as _dls  # noqa: F401
-    from .sos import tables as _sos  # noqa: F401
+    for service in registered() if services is None else services:
+        importlib.import_module(service.tables)

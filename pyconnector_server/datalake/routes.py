@@ -19,12 +19,12 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from ..auth import ApiKey, Tenant, current_key, current_tenant
+from ..auth import ApiKey, Tenant
 from ..backends.blobs import BlobWriter
 from ..checks import int_param
+from ..deps import Auth, AuthKey, call, state
 from ..errors import APIError, bad_request
 from ..limits import read_json, read_json_object
 from . import form as fb
@@ -39,11 +39,10 @@ WRITE_BLOCK = 1 << 20  # bytes handed to the blob store per write
 router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
 
 
-def store(request: Request) -> DatalakeStore:
-    return request.app.state.dls
+store = state("dls", DatalakeStore)
 
 
-def caller(request: Request, t: Tenant = Depends(current_tenant)) -> DlsUser:
+def caller(request: Request, t: Tenant = Auth) -> DlsUser:
     """FastAPI dependency: the DLS user the request authenticates as."""
     key = request.headers.get(DLS_KEY_HEADER)
     if not key:
@@ -55,7 +54,7 @@ def caller(request: Request, t: Tenant = Depends(current_tenant)) -> DlsUser:
     return u
 
 
-def admin(k: ApiKey = Depends(current_key)) -> Tenant:
+def admin(k: ApiKey = AuthKey) -> Tenant:
     """FastAPI dependency: the tenant whose administrator calls (an ``admin`` API key);
     403 for any other key, whatever DLS key comes with it."""
     if not k.is_admin:
@@ -71,10 +70,6 @@ Admin = Depends(admin)
 Store = Depends(store)
 FileUri = Query(..., alias="file-uri", description="<tenant>/<user>/[<directory>/]"
                 "[<savepoint>/]<filename>")
-
-
-async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def _multi(items: list[dict[str, Any]]) -> JSONResponse:
@@ -117,7 +112,7 @@ async def _stream_to(writer: BlobWriter, chunks: AsyncIterator[bytes],
                                 f"the upload is bigger than the {room} bytes of quota left")
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(run_in_threadpool(put, block))
+            pending = asyncio.ensure_future(call(put, block))
         if pending is not None:
             await pending
     except BaseException:
@@ -133,13 +128,13 @@ async def _store_blob(s: DatalakeStore, u: DlsUser, chunks: AsyncIterator[bytes]
     """Stream ``chunks`` to a new blob; its key, size and SHA-256. Nothing stays if the
     stream fails."""
     key = s.new_blob_key(u.tenant)
-    writer = await _call(s.blobs.writer, key)
+    writer = await call(s.blobs.writer, key)
     try:
         size, sha256 = await _stream_to(writer, chunks, room)
-        await _call(writer.commit)
+        await call(writer.commit)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _call(writer.abort)
+            await call(writer.abort)
         raise
     return key, size, sha256
 
@@ -185,8 +180,8 @@ async def upload(request: Request, filename: str | None = None, directory: str |
 
     async def plan(name: str | None) -> Any:
         if file_uri is not None:
-            return await _call(s.plan_upload, u, m, uri=file_uri, declared_size=declared)
-        return await _call(s.plan_upload, u, m, directory=directory, savepoint=savepoint,
+            return await call(s.plan_upload, u, m, uri=file_uri, declared_size=declared)
+        return await call(s.plan_upload, u, m, directory=directory, savepoint=savepoint,
                            filename=name, declared_size=declared)
 
     if form is None:
@@ -205,17 +200,17 @@ async def upload(request: Request, filename: str | None = None, directory: str |
                 note = v.comment(fields["comment"][0])
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await _call(s.blobs.delete, key)
+                await call(s.blobs.delete, key)
             raise
     try:
-        answer, garbage = await _call(s.commit_upload, u, target, key, size, items, note,
+        answer, garbage = await call(s.commit_upload, u, target, key, size, items, note,
                                       ctype or None, sha256)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _call(s.blobs.delete, key)
+            await call(s.blobs.delete, key)
         raise
     for old in garbage:
-        await _call(s.blobs.delete, old)
+        await call(s.blobs.delete, old)
     return JSONResponse(answer, status_code=answer["code"])
 
 
@@ -249,7 +244,7 @@ async def _read_form(form: fb.FormReader, s: DatalakeStore, u: DlsUser,
     except BaseException:
         if stored is not None:
             with anyio.CancelScope(shield=True):
-                await _call(s.blobs.delete, stored[1])
+                await call(s.blobs.delete, stored[1])
         raise
     return (*stored, fields)
 
@@ -292,12 +287,12 @@ def _unsatisfiable(size: int) -> APIError:
 @router.get("/file", summary="Download a file (Range: bytes=… for a part)")
 async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
                    s: DatalakeStore = Store) -> Any:
-    row = await _call(s.file_for_read, u, file_uri)
+    row = await call(s.file_for_read, u, file_uri)
     span = _byte_range(request.headers.get("range"), row.size)
     start, end = span or (0, row.size)
     try:
         # The catalog's size bounds the read: bytes past it are not (yet) part of the file.
-        chunks = await _call(s.blobs.read, row.blob_key, start, end)
+        chunks = await call(s.blobs.read, row.blob_key, start, end)
     except FileNotFoundError:
         raise dls_error(404, "not.found", f"{file_uri!r} changed while being read; "
                         "try again", "file-uri") from None
@@ -316,12 +311,12 @@ async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser 
     out = []
     for uri in file_uri:
         try:
-            item, key = await _call(s.delete_file, u, uri)
+            item, key = await call(s.delete_file, u, uri)
         except APIError as exc:
             out.append({"key": "file-uri", "value": uri, "code": exc.status,
                         "messages": [exc.message]})
             continue
-        await _call(s.blobs.delete, key)
+        await call(s.blobs.delete, key)
         out.append(item)
     if len(out) == 1 and out[0]["code"] >= 400:
         raise APIError(out[0]["code"], out[0]["messages"][0], field="file-uri")
@@ -337,7 +332,7 @@ async def put_metadata(request: Request, file_uri: str = FileUri, u: DlsUser = C
     items = v.metadata(_strings(body.get("metadata"), "metadata"))
     remove = _strings(body.get("remove"), "remove")
     note = v.comment(body["comment"]) if body.get("comment") is not None else None
-    return await _call(s.update_metadata, u, file_uri, items, remove, note)
+    return await call(s.update_metadata, u, file_uri, items, remove, note)
 
 
 def _strings(value: Any, field: str) -> list[str]:
@@ -359,7 +354,7 @@ def _strings(value: Any, field: str) -> list[str]:
 async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     q = CatalogQuery.from_params(request.query_params,
                                  request.app.state.settings.max_page_size)
-    return await _call(s.search, u, q)
+    return await call(s.search, u, q)
 
 
 @router.get("/catalog/explore", summary="List a directory: subdirectories and files")
@@ -372,7 +367,7 @@ async def explore(request: Request, path: str | None = None, user: str | None = 
     page_no = int_param(pageNo, "pageNo", 1, 1)
     page_size = int_param(pageSize, "pageSize", 100, 1, request.app.state.settings.max_page_size)
     owner = v.user_name(user) if user is not None else None
-    return await _call(s.explore, u, owner, v.directory(path, "path"), page_no, page_size)
+    return await call(s.explore, u, owner, v.directory(path, "path"), page_no, page_size)
 
 
 # -- sharing ---------------------------------------------------------------------------------
@@ -391,7 +386,7 @@ async def put_share(request: Request, u: DlsUser = Caller, s: DatalakeStore = St
     if uri is not None:
         v.uri(uri)
     d = v.directory(body["directory"]) if body.get("directory") is not None else None
-    return _multi(await _call(s.share, u, users, perms, uri=uri, directory=d))
+    return _multi(await call(s.share, u, users, perms, uri=uri, directory=d))
 
 
 @router.delete("/share", summary="Revoke shares (207)")
@@ -402,12 +397,12 @@ async def delete_share(file_uri: str | None = Query(None, alias="file-uri"),
     if file_uri is not None:
         v.uri(file_uri)
     d = v.directory(directory) if directory is not None else None
-    return _multi(await _call(s.revoke, u, users, uri=file_uri, directory=d))
+    return _multi(await call(s.revoke, u, users, uri=file_uri, directory=d))
 
 
 @router.get("/share", summary="Shares you granted and received")
 async def get_shares(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
-    return await _call(s.list_shares, u)
+    return await call(s.list_shares, u)
 
 
 # -- relations -------------------------------------------------------------------------------
@@ -429,7 +424,7 @@ async def post_relation(request: Request, u: DlsUser = Caller,
             v.uri(src, f"{f}.source" if f else "source")
             v.uri(dst, f"{f}.target" if f else "target")
             name = v.relation_name(item.get("relation"), f"{f}.relation" if f else "relation")
-            out.append(await _call(s.link, u, src, dst, name))
+            out.append(await call(s.link, u, src, dst, name))
         except APIError as exc:
             if not many:
                 raise
@@ -450,21 +445,21 @@ async def get_relation(file_uri: str | None = Query(None, alias="file-uri"),
                        relation: str | None = None, u: DlsUser = Caller,
                        s: DatalakeStore = Store) -> Any:
     name = v.relation_name(relation) if relation is not None else None
-    return await _call(s.relations, u, file_uri, name)
+    return await call(s.relations, u, file_uri, name)
 
 
 @router.delete("/relation", summary="Remove relations from source to target")
 async def delete_relation(source: str, target: str, relation: str | None = None,
                           u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     name = v.relation_name(relation) if relation is not None else None
-    return await _call(s.unlink, u, source, target, name)
+    return await call(s.unlink, u, source, target, name)
 
 
 # -- a user's own key ---------------------------------------------------------------------------
 @router.post("/user/key", summary="A new key for the calling DLS user, the old one stops",
              description="x-api-key and your own x-dls-key; answers your new key, shown once.")
 async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
-    return await _call(s.new_own_key, u)
+    return await call(s.new_own_key, u)
 
 
 # -- the tenant admin's: an API key with role admin ---------------------------------------------
@@ -474,27 +469,27 @@ async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
              "exists (POST /admin/users/{user}/key gives a new key).")
 async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     body = await read_json_object(request)
-    return await _call(s.create_user, t, v.user_name(body.get("user")))
+    return await call(s.create_user, t, v.user_name(body.get("user")))
 
 
 @router.get("/admin/users", summary="DLS users of the tenant (admin key)")
 async def list_users(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    return await _call(s.list_users, t)
+    return await call(s.list_users, t)
 
 
 @router.post("/admin/users/{name}/key",
              summary="A new key for a user, the old one stops (admin key)")
 async def new_key(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    return await _call(s.new_key, t, v.user_name(name))
+    return await call(s.new_key, t, v.user_name(name))
 
 
 @router.delete("/admin/users/{name}",
                summary="Remove a DLS user who owns no files (admin key)")
 async def delete_user(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    return await _call(s.delete_user, t, v.user_name(name))
+    return await call(s.delete_user, t, v.user_name(name))
 
 
 @router.get("/admin/storage",
             summary="The tenant's storage: type, bytes used, quota (admin key)")
 async def storage(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    return await _call(s.storage, t)
+    return await call(s.storage, t)

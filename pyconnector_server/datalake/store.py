@@ -26,14 +26,11 @@ from pyconnector.times import format_tcup
 from ..auth import Tenant, hash_key
 from ..backends.blobs import BlobStore
 from ..db import Database
+from ..deps import now_ms
 from ..errors import APIError
 from . import validate as v
 from .query import CatalogQuery, text_condition
 from .tables import file, meta, relation, share, tenant_storage, user
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def dls_error(status: int, key: str, detail: str, field: str | None = None) -> APIError:

@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..auth import Tenant, current_tenant
+from ..auth import Tenant
 from ..checks import MAX_COUNT
+from ..deps import Auth, call, state
 from ..errors import APIError
 from ..limits import read_json
 from . import ingest
@@ -53,16 +53,8 @@ class TcupRoute(APIRoute):
 router = APIRouter(prefix=PREFIX, tags=["Sensor Observation Service"], route_class=TcupRoute)
 
 
-def store(request: Request) -> SosStore:
-    return request.app.state.sos
-
-
-Auth = Depends(current_tenant)
+store = state("sos", SosStore)
 Store = Depends(store)
-
-
-async def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    return await run_in_threadpool(fn, *args)
 
 
 def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
@@ -88,7 +80,7 @@ def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
 # -- features ---------------------------------------------------------------------------
 @router.post("/features", summary="Create a feature (or a list of them)")
 async def create_features(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(_batch, s.create_feature, t, await read_json(request), "features")
+    return await call(_batch, s.create_feature, t, await read_json(request), "features")
 
 
 @router.get("/features", summary="List features")
@@ -96,31 +88,31 @@ async def list_features(parent: str | None = None,
                         limit: int | None = Query(None, ge=0, le=MAX_COUNT),
                         offset: int = Query(0, ge=0, le=MAX_COUNT),
                         t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.list_features, t, parent, limit, offset)
+    return await call(s.list_features, t, parent, limit, offset)
 
 
 @router.get("/features/{name}", summary="Get a feature")
 async def get_feature(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.get_feature, t, name)
+    return await call(s.get_feature, t, name)
 
 
 @router.put("/features/{name}", summary="Update a feature")
 async def update_feature(name: str, request: Request, t: Tenant = Auth,
                          s: SosStore = Store) -> Any:
-    return await _call(s.update_feature, t, name, await read_json(request))
+    return await call(s.update_feature, t, name, await read_json(request))
 
 
 @router.delete("/features/{name}", summary="Delete a feature (cascade=true: with its "
                "sensors, their observations and child features)")
 async def delete_feature(name: str, cascade: bool = False, t: Tenant = Auth,
                          s: SosStore = Store) -> Any:
-    return await _call(s.delete_feature, t, name, cascade)
+    return await call(s.delete_feature, t, name, cascade)
 
 
 # -- sensors ----------------------------------------------------------------------------
 @router.post("/sensors", summary="Create a sensor (or a list of them)")
 async def create_sensors(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(_batch, s.create_sensor, t, await read_json(request), "sensors")
+    return await call(_batch, s.create_sensor, t, await read_json(request), "sensors")
 
 
 @router.get("/sensors", summary="List sensors, optionally of one feature")
@@ -128,51 +120,51 @@ async def list_sensors(feature: str | None = None,
                        limit: int | None = Query(None, ge=0, le=MAX_COUNT),
                        offset: int = Query(0, ge=0, le=MAX_COUNT),
                        t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.list_sensors, t, feature, limit, offset)
+    return await call(s.list_sensors, t, feature, limit, offset)
 
 
 @router.get("/sensors/{name}", summary="Get a sensor")
 async def get_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.get_sensor, t, name)
+    return await call(s.get_sensor, t, name)
 
 
 @router.put("/sensors/{name}", summary="Update a sensor")
 async def update_sensor(name: str, request: Request, t: Tenant = Auth,
                         s: SosStore = Store) -> Any:
-    return await _call(s.update_sensor, t, name, await read_json(request))
+    return await call(s.update_sensor, t, name, await read_json(request))
 
 
 @router.delete("/sensors/{name}", summary="Delete a sensor and its observations")
 async def delete_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.delete_sensor, t, name)
+    return await call(s.delete_sensor, t, name)
 
 
 # -- observed properties ------------------------------------------------------------------
 @router.post("/observedProperties", summary="Create an observed property (or a list)")
 async def create_properties(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(_batch, s.create_property, t, await read_json(request),
+    return await call(_batch, s.create_property, t, await read_json(request),
                        "observedProperties")
 
 
 @router.get("/observedProperties", summary="List observed properties")
 async def list_properties(t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.list_properties, t)
+    return await call(s.list_properties, t)
 
 
 @router.get("/observedProperties/{name}", summary="Get an observed property")
 async def get_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.get_property, t, name)
+    return await call(s.get_property, t, name)
 
 
 @router.put("/observedProperties/{name}", summary="Update an observed property")
 async def update_property(name: str, request: Request, t: Tenant = Auth,
                           s: SosStore = Store) -> Any:
-    return await _call(s.update_property, t, name, await read_json(request))
+    return await call(s.update_property, t, name, await read_json(request))
 
 
 @router.delete("/observedProperties/{name}", summary="Delete an unused observed property")
 async def delete_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.delete_property, t, name)
+    return await call(s.delete_property, t, name)
 
 
 # -- observations -------------------------------------------------------------------------
@@ -180,7 +172,7 @@ async def delete_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> A
 async def insert_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
     routing = v.choice(request.headers.get("x-routing"), "x-routing", v.ROUTINGS, "db")
     body = await read_json(request)
-    return await _call(ingest.insert_observations, s, t, body, routing)
+    return await call(ingest.insert_observations, s, t, body, routing)
 
 
 @router.post("/observations/csv", summary="Upload observations as CSV (all or nothing)")
@@ -195,7 +187,7 @@ async def upload_csv(request: Request, t: Tenant = Auth, s: SosStore = Store) ->
                 fh.write(chunk)
         from . import csvio
 
-        return await _call(csvio.ingest_csv, s, t, path)
+        return await call(csvio.ingest_csv, s, t, path)
     finally:
         path.unlink(missing_ok=True)
 
@@ -242,10 +234,10 @@ async def get_observations(
     q = ObservationQuery.from_params(
         request.query_params, page // 10 if fmt == "json" else None,
         page if fmt == "json" else None)
-    result = await _call(query.run, s, t, q)
+    result = await call(query.run, s, t, q)
     if fmt == "json":
         tf = v.choice(timeFormat, "timeFormat", ("tcup", "iso", "epoch"), "tcup")
-        return await _call(query.to_tcup_json, result, tf)
+        return await call(query.to_tcup_json, result, tf)
     if fmt == "csv":
         return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
                                  headers={"content-disposition":
@@ -266,17 +258,17 @@ async def delete_observations(
     if q.sensors is None and q.feature is None:
         raise APIError(400, "sensor or feature: say whose observations to delete",
                        field="sensor")
-    refs = await _call(s.sensor_refs, t, q.sensors, q.feature)
-    n = await _call(s.delete_observations, t, refs, q.start, q.end)
+    refs = await call(s.sensor_refs, t, q.sensors, q.feature)
+    n = await call(s.delete_observations, t, refs, q.start, q.end)
     return {"code": 200, "message": f"{n} value(s) deleted", "deleted": n}
 
 
 # -- summaries ------------------------------------------------------------------------------
 @router.get("/capabilities", summary="Counts and each sensor's outputs")
 async def capabilities(t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.capabilities, t)
+    return await call(s.capabilities, t)
 
 
 @router.get("/count", summary="Number of sensors, features and observed properties")
 async def count(t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await _call(s.count, t)
+    return await call(s.count, t)

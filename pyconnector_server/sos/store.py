@@ -10,7 +10,6 @@ scopes its queries to one tenant.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 
 from ..auth import Tenant
 from ..db import Database
+from ..deps import now_ms
 from ..errors import APIError, bad_request, not_found
 from . import validate as v
 from .tables import (
@@ -35,10 +35,6 @@ from .tables import (
     sensor_member,
     sensor_output,
 )
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
