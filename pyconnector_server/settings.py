@@ -125,8 +125,9 @@ class Settings:
     log_level: str = _setting("info", f"Log level of the server ({', '.join(LOG_LEVELS)}).",
                               choices=LOG_LEVELS)
     blobs: str = _setting("", "Where data lake files are stored: empty for <data dir>/blobs, "
-                          "file:///path, or s3://bucket/prefix (AWS credentials from the "
-                          "standard AWS_* variables).")
+                          "file:///path, s3://bucket/prefix (AWS credentials from the "
+                          "standard AWS_* variables), or memory:// (this process only, "
+                          "emptied at exit; for tests).")
     s3_endpoint_url: str = _setting("", "Endpoint of an S3-compatible service (MinIO, Ceph…) "
                                     "for s3:// blobs; empty for AWS.")
     dls_quota_bytes: int = _setting(0, "Data lake storage quota of each tenant in bytes (0: "
