@@ -88,7 +88,7 @@ def _s3fs() -> Any:
     try:
         import s3fs
     except ImportError:  # pragma: no cover - depends on the installed extras
-        raise RuntimeError("S3 blob storage needs s3fs: pip install 'pyconnector[server,s3]'"
+        raise RuntimeError("S3 blob storage needs s3fs: pip install 'pyconnector-platform[server,s3]'"
                            ) from None
     return s3fs
 
