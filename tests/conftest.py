@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +34,15 @@ def need_service(name: str, host: str, port: int) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{message} (CI requires it)")
         pytest.skip(message)
+
+
+def wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
+    """Poll ``done`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import socket
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 import pyconnector
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def _wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
-    """Poll ``done`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def _spooled(tmp: Path) -> int:
@@ -64,11 +54,11 @@ def test_client_disconnect_mid_body_leaves_nothing(server, mode: str) -> None:
     blob_tmp = blobs / ".tmp"
     # Go away only once the server is writing this body to an unfinished blob: the test
     # is about an upload in flight, not one refused before its first byte was stored.
-    _wait_for("the upload to reach the blob store's temporary area",
+    wait_for("the upload to reach the blob store's temporary area",
               lambda: _spooled(blob_tmp) >= len(chunk))
     sock.close()
 
-    _wait_for("the partial upload to be cleaned up", lambda: not any(blob_tmp.iterdir()))
+    wait_for("the partial upload to be cleaned up", lambda: not any(blob_tmp.iterdir()))
     assert _files(blobs) == before
     found = dls.searchFile(filename="cut.csv")["result"]
     if mode == "RESTRICT":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -12,6 +11,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from conftest import start_server
+
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +29,6 @@ def _cut_upload(url: str, path: str, headers: dict[str, str], send: int) -> sock
     for _ in range(send // MIB):
         sock.sendall(b"x" * MIB)
     return sock
-
-
-def _wait_for(what: str, done, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def _sizes(d: Path) -> dict[str, int]:
@@ -58,9 +52,9 @@ def test_leftovers_of_a_killed_server_are_swept_at_restart(tmp_path: Path, db_ur
     dls_sock = _cut_upload(server.url, "/api/dls/file?filename=cut.bin", auth, 25 * MIB)
     csv_sock = _cut_upload(server.url, "/api/sos/v2.0/observations/csv",
                            {"x-api-key": api_key}, 3 * MIB)
-    _wait_for("the uploads should be staged", lambda: any(
+    wait_for("the uploads should be staged", lambda: any(
         s >= 24 * MIB for k, s in _sizes(blobs).items() if k.startswith(".tmp/"))
-        and any(s >= 2 * MIB for s in _sizes(tmp).values()))
+        and any(s >= 2 * MIB for s in _sizes(tmp).values()), timeout=20)
     # And a blob written just before a kill that came before its catalog row: the kill
     # cannot be timed to that instant, so the test puts it where the upload would have.
     orphan = f"{kept.split('/')[0]}/{uuid.uuid4().hex}"
@@ -75,8 +69,8 @@ def test_leftovers_of_a_killed_server_are_swept_at_restart(tmp_path: Path, db_ur
 
     server = start_server(data, db_url, "--sweep-grace-seconds", "0")
     try:
-        _wait_for("the sweeper should remove the leftovers",
-                  lambda: _sizes(blobs) == {kept: 8} and not _sizes(tmp))
+        wait_for("the sweeper should remove the leftovers",
+                 lambda: _sizes(blobs) == {kept: 8} and not _sizes(tmp), timeout=20)
         storage = httpx.get(f"{server.url}/api/dls/admin/storage",
                             headers={"x-api-key": api_key})
         assert storage.status_code == 200, storage.text

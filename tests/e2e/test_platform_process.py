@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,7 @@ import pytest
 
 import pyconnector
 from pyconnector_server.process import ServerProcess
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -76,15 +75,6 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert df["v"].iloc[:50].tolist() == [float(i) for i in range(50)]
 
 
-def _wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
-    """Poll ``done`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_interrupted_csv_upload_stores_nothing(server) -> None:
     key = server.new_key()
     sos = pyconnector.connectors(api_key=key, URL=server.url).SensorObservation()
@@ -105,10 +95,10 @@ def test_interrupted_csv_upload_stores_nothing(server) -> None:
         sock.sendall(head.encode() + body.encode())  # half of what was announced
         # Cut the connection only once the server is spooling this body (its file buffer
         # may still hold a few KiB), so the test is about an upload in flight.
-        _wait_for("the server to spool the first half of the upload",
+        wait_for("the server to spool the first half of the upload",
                   lambda: received() >= len(body) // 2)
     # The server notices the disconnect; nothing from the partial file is stored.
-    _wait_for("the partial upload's temporary file to be removed",
+    wait_for("the partial upload's temporary file to be removed",
               lambda: not set(tmp.glob("*.csv")) - before)
     assert sos.getObservation(sensor="s", responseType="dataframe").empty
 
