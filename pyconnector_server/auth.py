@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from .clock import now_ms
 from .db import Database, api_key, tenant
 from .errors import APIError
 
@@ -74,10 +75,6 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _tenant_row(conn: sa.Connection, name: str, lock: bool = False) -> Any:
     q = sa.select(tenant).where(tenant.c.name == name)
     # FOR UPDATE (PostgreSQL; SQLite's write transactions are serial anyway): two key
@@ -89,7 +86,7 @@ def _ensure(conn: sa.Connection, name: str) -> tuple[Tenant, bool]:
     row = _tenant_row(conn, name, lock=True)
     if row is None:
         tid = conn.execute(
-            sa.insert(tenant).values(name=name, created_ms=_now_ms())
+            sa.insert(tenant).values(name=name, created_ms=now_ms())
         ).inserted_primary_key[0]
         return Tenant(tid, name), True
     return Tenant(row.id, row.name, row.jwt_secret), False
@@ -122,7 +119,7 @@ def issue_api_key(db: Database, tenant_name: str, role: str | None = None) -> Ne
             role = ADMIN if _admin_count(conn, t.id) == 0 else APP
         conn.execute(sa.insert(api_key).values(
             tenant_id=t.id, key_hash=hash_key(key), role=role, prefix=key[:PREFIX_CHARS],
-            created_ms=_now_ms()))
+            created_ms=now_ms()))
     return NewApiKey(key, role, t, created)
 
 

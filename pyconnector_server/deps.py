@@ -18,7 +18,6 @@ violation; 1011 for a server fault) with the error's message as the close reason
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketState
 
 from .auth import ApiKey, Tenant, current_key, current_tenant
+from .clock import now_ms
 from .errors import APIError
 
 __all__ = ["Auth", "AuthKey", "ApiKey", "Depends", "Tenant", "call", "current_key",
@@ -58,11 +58,6 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the blocking ``fn`` (a store's database or blob work) in the thread pool, so
     the event loop keeps serving other requests meanwhile."""
     return await run_in_threadpool(fn, *args, **kwargs)
-
-
-def now_ms() -> int:
-    """The platform's clock: milliseconds since the epoch, as every table stores time."""
-    return int(time.time() * 1000)
 
 
 def close_reason(message: str) -> str:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 
 from .backends.blobs import BlobStore
+from .backends.errors import BackendError
 from .datalake.tables import file
 from .db import Database
 
@@ -89,7 +90,9 @@ class Sweeper:
         while True:
             try:
                 report = await run_in_threadpool(self.sweep, before)
-            except Exception:  # a store that is down now may be up next time
+            except BackendError as exc:  # a store that is down now may be up next time
+                log.warning("sweep failed: %s", exc.message)
+            except Exception:
                 log.exception("sweep failed")
             else:
                 if report:

@@ -157,3 +157,28 @@ def test_a_store_that_fails_does_not_stop_the_sweeper(
         asyncio.run(s.run())
     assert len(calls) == 2 and calls[0] == s.started  # the first sweep counts from start
 
+
+
+def test_a_blob_store_that_is_down_is_logged_in_one_line(
+        make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from pyconnector_server.backends.errors import BackendUnavailable
+
+    dls = Dls(make_app(), "alice")
+    s = Sweeper(dls.api.app.state.db, dls.api.app.state.dls.blobs, [], 0, 0.05)
+    calls = []
+
+    def down(before: float) -> Any:
+        calls.append(before)
+        if len(calls) == 1:
+            raise BackendUnavailable("blob storage unavailable: ConnectTimeoutError")
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(s, "sweep", down)
+    with caplog.at_level("WARNING", logger="pyconnector"), pytest.raises(asyncio.CancelledError):
+        asyncio.run(s.run())
+    failed = [r for r in caplog.records if "sweep failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None
+    assert "blob storage unavailable" in failed[0].getMessage()
