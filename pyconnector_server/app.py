@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 import pyconnector
 
-from . import deps, errors
+from . import apidocs, deps, errors
 from .cancel import CancelOnDisconnect
 from .db import Database
 from .limits import BodyLimitMiddleware
@@ -49,9 +49,13 @@ def create_app(settings: Settings | None = None,
         "conventions: Sensor Observation Service under /api/sos/v2.0, Data Lake Service "
         "under /api/dls.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    apidocs.install(app)  # /docs and /redoc with their assets served here: offline
     errors.install(app)
+    openapi.install(app)
     deps.install(app)  # after errors: WebSockets get a close code, not a status
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(CancelOnDisconnect)
