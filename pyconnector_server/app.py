@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None,
     app.state.settings = settings
     apidocs.install(app)  # /docs and /redoc with their assets served here: offline
     errors.install(app)
-    openapi.install(app)
     deps.install(app)  # after errors: WebSockets get a close code, not a status
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(CancelOnDisconnect)
