@@ -10,6 +10,10 @@ favicon) and is kept current; ``swagger-ui-bundle`` stops at Swagger UI 4 and
 ``swagger-ui-py`` has no ReDoc. Its ``FastAPIOffline`` factory would replace our
 ``FastAPI(...)``, so only its asset directory is used, mounted with ``StaticFiles``.
 
+The pages also carry a Content-Security-Policy that keeps the browser on the platform:
+ReDoc 2 shows its vendor's logo from that vendor's CDN in the side menu (and hides it when
+it fails to load), so without the policy a reader's browser would still reach out.
+
 Like ``/openapi.json``, these pages and assets need no API key: they show the document,
 not data, and the routes they call still ask for a key.
 """
@@ -33,6 +37,10 @@ ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
 SWAGGER_JS, SWAGGER_CSS = "swagger-ui-bundle.js", "swagger-ui.css"
 REDOC_JS, FAVICON = "redoc.standalone.js", "favicon.png"
+# Everything from the platform; inline script (Swagger UI's start-up) and styles (both
+# inject them); images also as data: URIs (the stylesheets' icons); ReDoc's search worker.
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+       "style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:")
 
 
 def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
@@ -53,7 +61,7 @@ def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") ->
     async def swagger_ui(request: Request) -> HTMLResponse:
         prefix = root(request)
         redirect = app.swagger_ui_oauth2_redirect_url
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=prefix + openapi_url,
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{prefix}{ASSETS_URL}/{SWAGGER_JS}",
@@ -63,6 +71,8 @@ def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") ->
             init_oauth=app.swagger_ui_init_oauth,
             swagger_ui_parameters=app.swagger_ui_parameters,
         )
+        page.headers["content-security-policy"] = CSP
+        return page
 
     if app.swagger_ui_oauth2_redirect_url:  # as FastAPI's own /docs has it
 
@@ -73,10 +83,12 @@ def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") ->
     @app.get(redoc_url, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         prefix = root(request)
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=prefix + openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{prefix}{ASSETS_URL}/{REDOC_JS}",
             redoc_favicon_url=f"{prefix}{ASSETS_URL}/{FAVICON}",
             with_google_fonts=False,  # fonts from a CDN too: ReDoc falls back to local ones
         )
+        page.headers["content-security-policy"] = CSP
+        return page

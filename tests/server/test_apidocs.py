@@ -47,6 +47,13 @@ def test_swagger_ui_gets_its_stylesheet_and_redoc_no_web_fonts(api: AppClient) -
     assert "fonts.googleapis" not in api.client.get("/redoc").text
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_pages_keep_the_browser_on_the_platform(api: AppClient, page: str) -> None:
+    # ReDoc's bundle fetches its vendor's logo from a CDN: the policy stops that request.
+    policy = api.client.get(page).headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+
+
 def test_pages_follow_a_proxy_prefix(api: AppClient) -> None:
     # Behind a proxy that serves the platform under /pc, the browser must ask for /pc/...
     behind = TestClient(api.app, root_path="/pc")
