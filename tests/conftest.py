@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -25,15 +25,19 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_BASE_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip (by hand) or fail (under CI) for a real component that is missing."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI requires it)")
+    pytest.skip(message)
+
+
 def need_service(name: str, host: str, port: int) -> None:
     """Skip (by hand) or fail (under CI) when a real service is not listening."""
     try:
         socket.create_connection((host, port), timeout=2).close()
     except OSError as exc:
-        message = f"{name} not reachable on {host}:{port}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI requires it)")
-        pytest.skip(message)
+        unavailable(f"{name} not reachable on {host}:{port}: {exc}")
 
 
 def wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None:
