@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 serve: $(STAMP)

@@ -63,6 +63,7 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings in the INI file at ``path``, under their canonical names."""
     p = Path(path).expanduser()
     try:
         text = p.read_text(encoding="utf-8")
@@ -75,7 +76,8 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         parser.read_string(text, source=str(p))
     except configparser.Error as exc:
         raise ConfigError(f"config file {str(p)!r} is not valid INI: {exc}") from exc
-    section = SECTION if parser.has_section(SECTION) else (parser.sections() or [None])[0]
+    sections = parser.sections()
+    section = SECTION if parser.has_section(SECTION) else (sections[0] if sections else None)
     return _normalise(dict(parser[section])) if section else {}
 
 

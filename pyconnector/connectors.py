@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from . import config as _config
 from .http import HTTPCore
+
+if TYPE_CHECKING:  # the service modules load pandas: imported when first asked for
+    from .datalake import Datalake
+    from .sos import SensorObservation
 
 
 class connectors:  # noqa: N801 - the name users write, from the TCUP guide
@@ -26,6 +31,9 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
                  timeout: float | None = None, retries: int | None = None,
                  verify: bool | str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
+        """Read the configuration (keywords, then ``config_file``, then the environment)
+        and open a pooled HTTP client. ``verify`` is ``True``/``False`` or the path of a CA
+        bundle file or directory; ``transport`` replaces httpx's (tests, proxies)."""
         self.config = _config.load(config_file, api_key=api_key, url=URL or url,
                                    jwt_key=jwt_key, dls_key=dls_key, timeout=timeout, retries=retries,
                                    verify=verify)
@@ -37,20 +45,21 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
     def __enter__(self) -> connectors:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
         """Close the pooled HTTP connections."""
         self.http.close()
 
-    def SensorObservation(self) -> Any:  # noqa: N802 - TCUP guide naming
+    def SensorObservation(self) -> SensorObservation:  # noqa: N802 - TCUP guide naming
         """The Sensor Observation Service connector."""
         from .sos import SensorObservation
 
         return SensorObservation(self.http)
 
-    def Datalake(self, dlsKey: str | None = None) -> Any:  # noqa: N802,N803 - TCUP guide naming
+    def Datalake(self, dlsKey: str | None = None) -> Datalake:  # noqa: N802,N803 - TCUP guide naming
         """The Data Lake Service connector; ``dlsKey`` defaults to the config's ``dls_key``."""
         from .datalake import Datalake
 

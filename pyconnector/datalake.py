@@ -11,13 +11,19 @@ import io
 import json
 import mimetypes
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
 from .errors import ConfigError, DataError, PyConnectorError
 from .http import HTTPCore, _progress
+from .times import TimeLike
+
+if TYPE_CHECKING:  # pandas loads on the first read that needs it
+    import pandas as pd
+
+    from .formats import JSON, JSONObject, JSONRecords, ResponseType, TextType
 
 BASE = "/api/dls"
 FILE_TYPES = ("file", "bytes")
@@ -25,14 +31,20 @@ FILE_TYPES = ("file", "bytes")
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet",
            ".pq": "parquet", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
-Uris = str | Iterable[str]
+Uris: TypeAlias = str | Iterable[str]
+"""One file URI, or several."""
+UriList: TypeAlias = list[str] | tuple[str, ...]
+"""Several file URIs, in a container that is not itself a string (for the overloads)."""
+Metadata: TypeAlias = dict[str, Any] | Iterable[str] | str | None
+"""``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"``."""
+FileType: TypeAlias = Literal["file", "bytes"]
 
 
 def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def metadata_items(metadata: Any) -> list[str]:
+def metadata_items(metadata: Metadata) -> list[str]:
     """``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"`` as TCUP's
     ``key=value`` strings; a value with a comma is quoted."""
     if metadata is None:
@@ -79,7 +91,7 @@ class _BodyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int:  # a writable buffer (memoryview, bytearray)
         while not self._view:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -91,33 +103,37 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
-def read_frame(path: Any, fmt: str, uri: str = "", **options: Any) -> Any:
+def read_frame(path: str | os.PathLike[str] | IO[bytes], fmt: str, uri: str = "",
+               **options: Any) -> pd.DataFrame:
     """A DataFrame of ``path`` (a file name or a binary file object) in format ``fmt``;
     :class:`DataError` (naming ``uri``) if pandas cannot read it."""
     import pandas as pd
 
     name = uri or str(path)
+    frame: pd.DataFrame  # with **options, pandas-stubs cannot pick an overload: Any
     try:
-        if fmt == "parquet" and not isinstance(path, (str, os.PathLike)):
-            path = io.BytesIO(path.read())  # Parquet needs to seek to its footer
-        if fmt == "json" and not isinstance(path, (str, os.PathLike)):
-            path = io.TextIOWrapper(path, encoding="utf-8")
         if fmt in ("csv", "tsv"):
             if fmt == "tsv":
                 options.setdefault("sep", "\t")
-            return pd.read_csv(path, **options)
-        if fmt == "parquet":
-            return pd.read_parquet(path, **options)
-        if fmt == "jsonl":
-            return pd.read_json(path, lines=True, **options)
-        if isinstance(path, (str, os.PathLike)):
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            frame = pd.read_csv(path, **options)
+        elif fmt == "parquet":
+            # Parquet needs to seek to its footer: a body read as it arrives cannot.
+            frame = pd.read_parquet(path if isinstance(path, (str, os.PathLike))
+                                    else io.BytesIO(path.read()), **options)
+        elif fmt == "jsonl":
+            frame = pd.read_json(path, lines=True, **options)
         else:
-            data = json.load(path)
-        if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-            return pd.DataFrame(data, **options)
-        return pd.json_normalize(data, **options)
+            if isinstance(path, (str, os.PathLike)):
+                with open(path, encoding="utf-8") as fh:
+                    data = json.load(fh)
+            else:
+                data = json.load(io.TextIOWrapper(path, encoding="utf-8"))
+            if (isinstance(data, dict) and data
+                    and all(isinstance(v, list) for v in data.values())):
+                frame = pd.DataFrame(data, **options)
+            else:
+                frame = pd.json_normalize(data, **options)
+        return frame
     except (ValueError, OSError, TypeError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read {name!r} as {fmt.upper()}: {first}") from exc
@@ -152,22 +168,35 @@ class Datalake:
                               "the config file or PYCONNECTOR_DLS_KEY")
         return {"x-dls-key": self.dls_key, **(extra or {})}
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> JSON:
         headers = self._headers(kwargs.pop("headers", None))
         return self.http.request(method, BASE + path, headers=headers, **kwargs)
 
+    # The DLS endpoints answer one JSON object, or a list of them (207 per-item answers,
+    # listings): the casts state that contract.
+    def _object(self, method: str, path: str, **kwargs: Any) -> JSONObject:
+        return cast("JSONObject", self._call(method, path, **kwargs))
+
+    def _records(self, method: str, path: str, **kwargs: Any) -> JSONRecords:
+        return cast("JSONRecords", self._call(method, path, **kwargs))
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> JSONObject:
+        # The administrator's calls go with the API key alone (no DLS key).
+        return cast("JSONObject", self.http.request(method, BASE + path, **kwargs))
+
     @staticmethod
-    def _render(data: Any, responseType: str, rows: Any = None) -> Any:  # noqa: N803
+    def _render(data: JSON | pd.DataFrame, responseType: str,  # noqa: N803
+                rows: Callable[[Any], Any] | None = None) -> JSON | pd.DataFrame:
         from .formats import render
 
         return render(data, responseType, rows)
 
     # -- files ------------------------------------------------------------------------------------
     def uploadFile(self, filename: str | os.PathLike[str], directory: str | None = None,  # noqa: N802
-                   savepoint: str | None = None, metadata: Any = None,
+                   savepoint: str | None = None, metadata: Metadata = None,
                    comment: str | None = None, mode: str = "RESTRICT",
                    name: str | None = None, fileUri: str | None = None,  # noqa: N803
-                   progress: bool | None = None) -> dict[str, Any]:
+                   progress: bool | None = None) -> JSONObject:
         """Upload the local file ``filename`` (streamed, never read whole).
 
         It lands in your area as ``[directory/][savepoint/]name`` (``name`` defaults to the
@@ -183,13 +212,59 @@ class Datalake:
             "metadata": metadata_items(metadata) or None, "file-uri": fileUri,
             "filename": None if fileUri else (name or path.name)})
         ctype = mimetypes.guess_type(name or path.name)[0] or "application/octet-stream"
-        return self.http.upload("POST", f"{BASE}/file", path, progress=progress, params=params,
-                                headers=self._headers({"content-type": ctype}))
+        return cast("JSONObject", self.http.upload(
+            "POST", f"{BASE}/file", path, progress=progress, params=params,
+            headers=self._headers({"content-type": ctype})))
 
-    def getFile(self, fileUri: Uris, responseType: str = "json",  # noqa: N802,N803
+    # What getFile gives: 'json' records, 'dataframe' a DataFrame, 'table'/'csv' text,
+    # whatever the URIs; 'bytes' and 'file' one item for one URI, a list for several.
+    @overload
+    def getFile(self, fileUri: Uris, responseType: Literal["json"] = "json",
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> JSONRecords: ...
+    @overload
+    def getFile(self, fileUri: Uris, responseType: Literal["dataframe"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> pd.DataFrame: ...
+    @overload
+    def getFile(self, fileUri: Uris, responseType: TextType,
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> str: ...
+    @overload
+    def getFile(self, fileUri: str, responseType: Literal["bytes"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> bytes: ...
+    @overload  # a list of one URI gives its bytes, not a list
+    def getFile(self, fileUri: Iterable[str], responseType: Literal["bytes"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> bytes | list[bytes]: ...
+    @overload
+    def getFile(self, fileUri: str, responseType: Literal["file"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> Path: ...
+    @overload
+    def getFile(self, fileUri: UriList, responseType: Literal["file"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> list[Path]: ...
+    @overload
+    def getFile(self, fileUri: Uris, responseType: Literal["file"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> Path | list[Path]: ...
+
+    def getFile(self, fileUri: Uris,  # noqa: N802,N803
+                responseType: ResponseType | FileType = "json",  # noqa: N803
                 target: str | os.PathLike[str] | None = None, format: str | None = None,
                 byteRange: tuple[int, int | None] | None = None,  # noqa: N803
-                progress: bool | None = None, **readOptions: Any) -> Any:  # noqa: N803
+                progress: bool | None = None, **readOptions: Any  # noqa: N803
+                ) -> JSON | pd.DataFrame | bytes | list[bytes] | Path | list[Path]:
         """Files of the data lake, by URI (one, or a list).
 
         * ``'dataframe'`` (and ``'json'``, ``'table'``, ``'csv'``): the file's data, read
@@ -216,7 +291,7 @@ class Datalake:
         check_response_type(rt)
         import pandas as pd
 
-        frames = []
+        frames: list[pd.DataFrame] = []
         for uri in uris:
             fmt = _format(uri, format)
             with self._open(uri, range_header, progress) as body:
@@ -228,10 +303,24 @@ class Datalake:
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return self._render(frame, rt)
 
+    @overload
+    def downloadFile(self, fileUri: str, target: str | os.PathLike[str] | None = None,
+                     byteRange: tuple[int, int | None] | None = None,
+                     progress: bool | None = None) -> Path: ...
+    @overload
+    def downloadFile(self, fileUri: UriList, target: str | os.PathLike[str] | None = None,
+                     byteRange: tuple[int, int | None] | None = None,
+                     progress: bool | None = None) -> list[Path]: ...
+    @overload
+    def downloadFile(self, fileUri: Uris, target: str | os.PathLike[str] | None = None,
+                     byteRange: tuple[int, int | None] | None = None,
+                     progress: bool | None = None) -> Path | list[Path]: ...
+
     def downloadFile(self, fileUri: Uris, target: str | os.PathLike[str] | None = None,  # noqa: N802,N803
                      byteRange: tuple[int, int | None] | None = None,  # noqa: N803
                      progress: bool | None = None) -> Path | list[Path]:
-        """Save files to ``target`` (see :meth:`getFile` with ``responseType='file'``)."""
+        """Save files to ``target`` and return the path, or the paths for several URIs
+        (see :meth:`getFile` with ``responseType='file'``)."""
         return self.getFile(fileUri, "file", target=target, byteRange=byteRange,
                             progress=progress)
 
@@ -281,28 +370,60 @@ class Datalake:
         return self.http.get_bytes(f"{BASE}/file", params={"file-uri": uri},
                                    headers=self._headers(range_header))
 
-    def deleteFile(self, fileUri: Uris) -> list[dict[str, Any]]:  # noqa: N802,N803
+    def deleteFile(self, fileUri: Uris) -> JSONRecords:  # noqa: N802,N803
         """Delete files; one TCUP ``DlsResponse`` (``key, value, code, messages``) each."""
-        return self._call("DELETE", "/file", params={"file-uri": _uris(fileUri)})
+        return self._records("DELETE", "/file", params={"file-uri": _uris(fileUri)})
 
-    def updateMetadata(self, fileUri: str, metadata: Any = None,  # noqa: N802,N803
+    def updateMetadata(self, fileUri: str, metadata: Metadata = None,  # noqa: N802,N803
                        remove: list[str] | None = None,
-                       comment: str | None = None) -> dict[str, Any]:
+                       comment: str | None = None) -> JSONObject:
         """Set metadata (same forms as :meth:`uploadFile`), ``remove`` keys, or change
         the comment of a file you may write."""
         body = _drop_none({"metadata": metadata_items(metadata), "remove": remove,
                            "comment": comment})
-        return self._call("PUT", "/file/metadata", params={"file-uri": fileUri}, json=body)
+        return self._object("PUT", "/file/metadata", params={"file-uri": fileUri}, json=body)
 
     # -- catalog ----------------------------------------------------------------------------------
-    def searchFile(self, text: str | None = None, time: Any = None,  # noqa: N802
+    @overload
+    def searchFile(self, text: str | None = None,
+                   time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
+                   size: str | list[str] | None = None, metadata: str | None = None,
+                   filename: str | None = None, directory: str | None = None,
+                   savepoint: str | None = None, user: str | None = None,
+                   uri: str | None = None, ownFile: bool | None = None,
+                   sort: str | None = None, order: str | None = None,
+                   pageNo: int | None = None, pageSize: int | None = None,
+                   responseType: Literal["json"] = "json") -> JSONObject: ...
+    @overload
+    def searchFile(self, text: str | None = None,
+                   time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
+                   size: str | list[str] | None = None, metadata: str | None = None,
+                   filename: str | None = None, directory: str | None = None,
+                   savepoint: str | None = None, user: str | None = None,
+                   uri: str | None = None, ownFile: bool | None = None,
+                   sort: str | None = None, order: str | None = None,
+                   pageNo: int | None = None, pageSize: int | None = None,
+                   responseType: Literal["dataframe"] = ...) -> pd.DataFrame: ...
+    @overload
+    def searchFile(self, text: str | None = None,
+                   time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
+                   size: str | list[str] | None = None, metadata: str | None = None,
+                   filename: str | None = None, directory: str | None = None,
+                   savepoint: str | None = None, user: str | None = None,
+                   uri: str | None = None, ownFile: bool | None = None,
+                   sort: str | None = None, order: str | None = None,
+                   pageNo: int | None = None, pageSize: int | None = None,
+                   responseType: TextType = ...) -> str: ...
+
+    def searchFile(self, text: str | None = None,  # noqa: N802
+                   time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
                    size: str | list[str] | None = None, metadata: str | None = None,
                    filename: str | None = None, directory: str | None = None,
                    savepoint: str | None = None, user: str | None = None,
                    uri: str | None = None, ownFile: bool | None = None,  # noqa: N803
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
-                   responseType: str = "json") -> Any:  # noqa: N803
+                   responseType: ResponseType = "json") -> JSON | pd.DataFrame:  # noqa: N803
         """Search the catalog (files you own or that are shared with you).
 
         ``metadata``: an expression such as ``"site='pune' & rate>=5"`` (``,`` is OR,
@@ -323,18 +444,40 @@ class Datalake:
         data = self._call("GET", "/catalog", params=params)
         return self._render(data, responseType, lambda d: [_flat(r) for r in d["result"]])
 
-    def getFileInfo(self, fileUri: str, responseType: str = "json") -> Any:  # noqa: N802,N803
+    @overload
+    def getFileInfo(self, fileUri: str, responseType: Literal["json"] = "json") -> JSONObject: ...
+    @overload
+    def getFileInfo(self, fileUri: str, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def getFileInfo(self, fileUri: str, responseType: TextType) -> str: ...
+
+    def getFileInfo(self, fileUri: str, responseType: ResponseType = "json"  # noqa: N802,N803
+                    ) -> JSON | pd.DataFrame:
         """The catalog record of one file: size, owner, times, metadata, your permissions."""
-        data = self._call("GET", "/catalog", params={"uri": fileUri})
+        data = self._object("GET", "/catalog", params={"uri": fileUri})
         if not data["result"]:
             from .errors import NotFoundError
 
             raise NotFoundError(404, f"not.found: no file {fileUri!r} is visible to you")
         return self._render(data["result"][0], responseType, _flat)
 
+    @overload
+    def exploreDirectory(self, path: str | None = None, user: str | None = None,
+                         pageNo: int | None = None, pageSize: int | None = None,
+                         responseType: Literal["json"] = "json") -> JSONObject: ...
+    @overload
+    def exploreDirectory(self, path: str | None = None, user: str | None = None,
+                         pageNo: int | None = None, pageSize: int | None = None,
+                         responseType: Literal["dataframe"] = ...) -> pd.DataFrame: ...
+    @overload
+    def exploreDirectory(self, path: str | None = None, user: str | None = None,
+                         pageNo: int | None = None, pageSize: int | None = None,
+                         responseType: TextType = ...) -> str: ...
+
     def exploreDirectory(self, path: str | None = None, user: str | None = None,  # noqa: N802
                          pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
-                         responseType: str = "json") -> Any:  # noqa: N803
+                         responseType: ResponseType = "json"  # noqa: N803
+                         ) -> JSON | pd.DataFrame:
         """A directory (default your root; ``user`` for another user's shared area): its
         subdirectories and its files. Tables have a ``type`` column (directory/file)."""
         params = _drop_none({"path": path, "user": user, "pageNo": pageNo,
@@ -346,77 +489,103 @@ class Datalake:
 
     # -- sharing ---------------------------------------------------------------------------------
     def shareFile(self, fileUri: str, users: str | list[str],  # noqa: N802,N803
-                  permissions: str = "R") -> list[dict[str, Any]]:
+                  permissions: str = "R") -> JSONRecords:
         """Let other users of your tenant read (``R``), write (``W``) or delete (``D``)
         a file of yours; one DlsResponse per user."""
-        return self._call("PUT", "/share", json={
+        return self._records("PUT", "/share", json={
             "file-uri": fileUri, "users": [users] if isinstance(users, str) else users,
             "permissions": permissions})
 
     def shareDirectory(self, directory: str, users: str | list[str],  # noqa: N802
-                       permissions: str = "R") -> list[dict[str, Any]]:
+                       permissions: str = "R") -> JSONRecords:
         """Share a directory of yours and everything below it (``""``: all your files)."""
-        return self._call("PUT", "/share", json={
+        return self._records("PUT", "/share", json={
             "directory": directory, "users": [users] if isinstance(users, str) else users,
             "permissions": permissions})
 
     def revokeShare(self, users: str | list[str], fileUri: str | None = None,  # noqa: N802,N803
-                    directory: str | None = None) -> list[dict[str, Any]]:
-        """Take back a share of a file or a directory."""
+                    directory: str | None = None) -> JSONRecords:
+        """Take back a share of a file or a directory; one DlsResponse per user."""
         params = _drop_none({"file-uri": fileUri, "directory": directory,
                              "user": [users] if isinstance(users, str) else users})
-        return self._call("DELETE", "/share", params=params)
+        return self._records("DELETE", "/share", params=params)
 
-    def getShares(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+    @overload
+    def getShares(self, responseType: Literal["json"] = "json") -> JSONRecords: ...
+    @overload
+    def getShares(self, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def getShares(self, responseType: TextType) -> str: ...
+
+    def getShares(self, responseType: ResponseType = "json"  # noqa: N802,N803
+                  ) -> JSON | pd.DataFrame:
         """The shares you granted and those you received."""
         return self._render(self._call("GET", "/share"), responseType)
 
     # -- relations -------------------------------------------------------------------------------
     def createRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
-                       relation: str) -> dict[str, Any]:
+                       relation: str) -> JSONObject:
         """Link ``sourceUri`` to ``targetUri`` with a named relation (``"derivedFrom"``)."""
-        return self._call("POST", "/relation", json={
+        return self._object("POST", "/relation", json={
             "source": sourceUri, "target": targetUri, "relation": relation})
 
+    @overload
+    def getRelation(self, fileUri: str | None = None, relation: str | None = None,
+                    responseType: Literal["json"] = "json") -> JSONRecords: ...
+    @overload
+    def getRelation(self, fileUri: str | None = None, relation: str | None = None,
+                    responseType: Literal["dataframe"] = ...) -> pd.DataFrame: ...
+    @overload
+    def getRelation(self, fileUri: str | None = None, relation: str | None = None,
+                    responseType: TextType = ...) -> str: ...
+
     def getRelation(self, fileUri: str | None = None, relation: str | None = None,  # noqa: N802,N803
-                    responseType: str = "json") -> Any:  # noqa: N803
+                    responseType: ResponseType = "json") -> JSON | pd.DataFrame:  # noqa: N803
         """Relations between files you can read: all, those of ``fileUri``, or of one name."""
         params = _drop_none({"file-uri": fileUri, "relation": relation})
         return self._render(self._call("GET", "/relation", params=params), responseType)
 
     def deleteRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
-                       relation: str | None = None) -> dict[str, Any]:
+                       relation: str | None = None) -> JSONObject:
         """Remove the relations from source to target (only ``relation``, if given)."""
-        return self._call("DELETE", "/relation", params=_drop_none({
+        return self._object("DELETE", "/relation", params=_drop_none({
             "source": sourceUri, "target": targetUri, "relation": relation}))
 
     # -- your own key --------------------------------------------------------------------------
-    def newKey(self) -> dict[str, Any]:  # noqa: N802
+    def newKey(self) -> JSONObject:  # noqa: N802
         """A new DLS key for yourself (the user whose key this connector sends); the old
         one stops working. This connector goes on with the new key; the answer holds it
         (``dlsKey``), shown once: keep it (e.g. in your config's ``dls_key``)."""
-        answer = self._call("POST", "/user/key")
+        answer = self._object("POST", "/user/key")
         self.dls_key = answer["dlsKey"]
         return answer
 
     # -- the tenant administrator's (an API key with role admin; no DLS key) -------------------
-    def createUser(self, user: str) -> dict[str, Any]:  # noqa: N802
+    def createUser(self, user: str) -> JSONObject:  # noqa: N802
         """Register a DLS user of your tenant; the answer holds its key (``dlsKey``).
         Needs the tenant administrator's API key, like every call below."""
-        return self.http.request("POST", f"{BASE}/admin/users", json={"user": user})
+        return self._admin("POST", "/admin/users", json={"user": user})
 
-    def getUsers(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+    @overload
+    def getUsers(self, responseType: Literal["json"] = "json") -> JSONRecords: ...
+    @overload
+    def getUsers(self, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def getUsers(self, responseType: TextType) -> str: ...
+
+    def getUsers(self, responseType: ResponseType = "json"  # noqa: N802,N803
+                 ) -> JSON | pd.DataFrame:
         """The tenant's DLS users with their file counts and bytes."""
         return self._render(self.http.request("GET", f"{BASE}/admin/users"), responseType)
 
-    def newUserKey(self, user: str) -> dict[str, Any]:  # noqa: N802
+    def newUserKey(self, user: str) -> JSONObject:  # noqa: N802
         """A new key for ``user``; the old one stops working (for your own, :meth:`newKey`)."""
-        return self.http.request("POST", f"{BASE}/admin/users/{user}/key")
+        return self._admin("POST", f"/admin/users/{user}/key")
 
-    def deleteUser(self, user: str) -> dict[str, Any]:  # noqa: N802
+    def deleteUser(self, user: str) -> JSONObject:  # noqa: N802
         """Remove a DLS user who owns no files."""
-        return self.http.request("DELETE", f"{BASE}/admin/users/{user}")
+        return self._admin("DELETE", f"/admin/users/{user}")
 
-    def getStorage(self) -> dict[str, Any]:  # noqa: N802
+    def getStorage(self) -> JSONObject:  # noqa: N802
         """The tenant's storage: type, bytes used, quota, file count."""
-        return self.http.request("GET", f"{BASE}/admin/storage")
+        return self._admin("GET", "/admin/storage")

@@ -37,8 +37,8 @@ class APIError(PyConnectorError):
         self.status = status
         self.message = message
         self.body = body
-        self.field = body.get("field") if isinstance(body, dict) else None
-        self.line = body.get("line") if isinstance(body, dict) else None
+        self.field: str | None = body.get("field") if isinstance(body, dict) else None
+        self.line: int | None = body.get("line") if isinstance(body, dict) else None
 
 
 class BadRequestError(APIError):
@@ -69,8 +69,9 @@ class DataError(PyConnectorError):
     """A result could not be turned into the requested shape (e.g. unparseable CSV)."""
 
 
-_BY_STATUS = {400: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
-              404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError}
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
+    404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError}
 
 
 def api_error(status: int, message: str, body: Any = None) -> APIError:

@@ -2,22 +2,38 @@
 
 ``json`` is the parsed JSON as Python objects; ``table`` a PrettyTable string;
 ``dataframe`` a pandas DataFrame; ``csv`` CSV text.
+
+The type aliases below are the ones the connectors' signatures use, so that a type checker
+knows ``responseType='dataframe'`` gives a ``pandas.DataFrame`` and ``'table'`` a ``str``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeAlias, get_args
 
 import pandas as pd
 
 from .errors import PyConnectorError
 
-RESPONSE_TYPES = ("json", "table", "dataframe", "csv")
+ResponseType: TypeAlias = Literal["json", "table", "dataframe", "csv"]
+"""What a read returns: parsed JSON, a PrettyTable string, a DataFrame or CSV text."""
+TextType: TypeAlias = Literal["table", "csv"]
+"""The response types that are text (``str``)."""
+# JSON as the platform answers it. Containers hold Any: a recursive alias would make every
+# caller narrow each level before indexing.
+JSON: TypeAlias = dict[str, Any] | list[Any] | str | int | float | bool | None
+JSONObject: TypeAlias = dict[str, Any]
+"""One JSON object (a feature, a sensor, a ``{code, message}`` answer, a page…)."""
+JSONRecords: TypeAlias = list[dict[str, Any]]
+"""A JSON list of objects (features, sensors, 207 per-item answers, records…)."""
+
+RESPONSE_TYPES: tuple[ResponseType, ...] = get_args(ResponseType)
 
 
-def check_response_type(response_type: str) -> str:
+def check_response_type(response_type: str | None) -> ResponseType:
+    """``response_type`` in lower case (``None`` is ``json``); raise if it is none of ours."""
     rt = (response_type or "json").lower()
     if rt not in RESPONSE_TYPES:
         raise PyConnectorError(f"responseType must be one of {', '.join(RESPONSE_TYPES)}; "
@@ -31,11 +47,13 @@ def to_frame(data: Any) -> pd.DataFrame:
         return data
     if isinstance(data, dict):
         data = [data]
-    if isinstance(data, list):
-        if all(isinstance(x, dict) for x in data):
-            return pd.DataFrame.from_records(data) if data else pd.DataFrame()
-        return pd.DataFrame({"value": data})
-    return pd.DataFrame({"value": [data]})
+    values: list[Any] = data if isinstance(data, list) else [data]
+    frame: pd.DataFrame  # pandas-stubs answers Any for a list of Any
+    if all(isinstance(x, dict) for x in values):
+        frame = pd.DataFrame.from_records(values) if values else pd.DataFrame()
+    else:
+        frame = pd.DataFrame({"value": values})
+    return frame
 
 
 def _cell(value: Any) -> str:
@@ -63,7 +81,7 @@ def to_table(frame: pd.DataFrame) -> str:
 def to_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Records of ``frame``: timestamps as ISO 8601, missing values as None."""
     out = frame.astype(object).where(frame.notna(), None)
-    records = out.to_dict(orient="records")
+    records: list[dict[str, Any]] = out.to_dict(orient="records")
     for rec in records:
         for k, v in rec.items():
             if isinstance(v, pd.Timestamp):
@@ -71,8 +89,8 @@ def to_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return records
 
 
-def render(data: Any, response_type: str = "json",
-           rows: Callable[[Any], Any] | None = None) -> Any:
+def render(data: JSON | pd.DataFrame, response_type: str = "json",
+           rows: Callable[[Any], Any] | None = None) -> JSON | pd.DataFrame:
     """Shape ``data`` (JSON, or a DataFrame) as asked. ``rows`` picks, from a JSON
     envelope, the part that is tabular (e.g. the list inside ``{"results": [...]}``)."""
     rt = check_response_type(response_type)

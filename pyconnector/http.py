@@ -9,13 +9,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from . import __version__
 from .config import Config
 from .errors import ConnectError, TimeoutError, TransportError, api_error
+
+if TYPE_CHECKING:  # formats loads pandas; plain HTTP must not (the platform imports this)
+    from .formats import JSON
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -37,6 +41,7 @@ class HTTPCore:
         )
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self.client.close()
 
     def _auth(self) -> dict[str, str]:
@@ -83,13 +88,13 @@ class HTTPCore:
             return response
 
     def _sleep(self, attempt: int) -> None:
-        time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2))
+        time.sleep(self.backoff * 2.0 ** (attempt - 1) * (1 + random.random() / 2))
 
     @staticmethod
-    def check(response: httpx.Response) -> Any:
+    def check(response: httpx.Response) -> JSON:
         """The JSON body of a successful answer; raise for an HTTP error or a body code
         >= 400 (TCUP's SOS answers writes with HTTP 200 and the real code in the body)."""
-        body: Any = None
+        body: JSON = None
         if response.headers.get("content-type", "").startswith("application/json"):
             try:
                 body = response.json()
@@ -103,12 +108,14 @@ class HTTPCore:
             raise api_error(body["code"], str(body.get("message", "")), body)
         return body
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send and return the checked JSON body."""
+    def request(self, method: str, path: str, **kwargs: Any) -> JSON:
+        """Send and return the checked JSON body (``None`` for an answer that is not JSON);
+        ``kwargs`` go to :meth:`httpx.Client.build_request` (``params``, ``json``…)."""
         response = self._send(method, path, **kwargs)
         return self.check(response)
 
     def get_bytes(self, path: str, **kwargs: Any) -> bytes:
+        """The body of a successful GET, whole."""
         response = self._send("GET", path, **kwargs)
         self.check(response)
         return response.content
@@ -153,8 +160,9 @@ class HTTPCore:
         return dest
 
     def upload(self, method: str, path: str, source: str | os.PathLike[str], *,
-               progress: bool | None = False, **kwargs: Any) -> Any:
-        """Stream the file at ``source`` as the request body (never read whole)."""
+               progress: bool | None = False, **kwargs: Any) -> JSON:
+        """Stream the file at ``source`` as the request body (never read whole); return
+        the checked JSON answer."""
         source = Path(source)
         size = source.stat().st_size
 
@@ -168,11 +176,22 @@ class HTTPCore:
         return self.request(method, path, content=chunks(), headers=headers, **kwargs)
 
 
+class ProgressBar(Protocol):
+    """What the transfers need of a progress bar (tqdm's, or none)."""
+
+    def __enter__(self) -> ProgressBar: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None: ...
+
+    def update(self, n: int) -> bool | None: ...
+
+
 class _NoBar:
     def __enter__(self) -> _NoBar:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def update(self, n: int) -> None:
@@ -182,7 +201,7 @@ class _NoBar:
 AUTO_PROGRESS_BYTES = 8 << 20
 
 
-def _progress(total: int | None, label: str, enabled: bool | None) -> Any:
+def _progress(total: int | None, label: str, enabled: bool | None) -> ProgressBar:
     """A tqdm bar in bytes when asked for (``progress=True``), else nothing; ``None``
     means a bar on a terminal for transfers over 8 MiB (or of unknown size)."""
     if enabled is None:
@@ -191,4 +210,6 @@ def _progress(total: int | None, label: str, enabled: bool | None) -> Any:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024)
+    bar: ProgressBar = tqdm(total=total, desc=label, unit="B", unit_scale=True,
+                            unit_divisor=1024)
+    return bar

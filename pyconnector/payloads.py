@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .times import format_tcup, parse_time
+from .times import TimeLike, format_tcup, parse_time
 
 
 def observation(sensor: str, outputs: dict[str, Any], feature: str | None = None,
-                time: Any = None) -> dict[str, Any]:
+                time: TimeLike | None = None) -> dict[str, Any]:
     """A one-record TCUP observation body: ``{"observations": [{sensor, feature, record}]}``.
 
     ``outputs`` maps observed property names to values; ``time`` defaults to now and may be

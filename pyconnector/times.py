@@ -17,12 +17,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["parse_time", "parse_times", "format_tcup", "format_iso", "to_datetime", "ZONES"]
+__all__ = ["parse_time", "parse_times", "format_tcup", "format_iso", "to_datetime", "ZONES",
+           "TimeLike"]
+
+TimeLike: TypeAlias = datetime | str | int | float
+"""A time the connector sends: a ``datetime``, epoch milliseconds, or text in any accepted form."""
 
 # Short zone names seen in TCUP material, plus the common ones. Java reads "IST" as
 # India Standard Time on TCUP's deployments, so we do the same.
@@ -116,7 +120,7 @@ def _parse_tcup(match: re.Match[str], original: str) -> int:
     return _from_datetime(dt - timedelta(minutes=minutes))
 
 
-def parse_times(values: Sequence[object] | np.ndarray) -> tuple[np.ndarray, int | None]:
+def parse_times(values: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, int | None]:
     """Parse many times at once: ``(int64 milliseconds, index of the first bad value)``.
 
     ISO 8601 is parsed vectorised by pandas; only the values it cannot read (TCUP
@@ -146,7 +150,7 @@ def parse_times(values: Sequence[object] | np.ndarray) -> tuple[np.ndarray, int 
         ok[idx] = True
     for i in np.flatnonzero(~ok):
         try:
-            out[i] = parse_time(series.iat[i])
+            out[i] = parse_time(series.iat[int(i)])
         except ValueError:
             return out, int(i)
     return out, None
