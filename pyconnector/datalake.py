@@ -454,11 +454,14 @@ class Datalake:
     def getFileInfo(self, fileUri: str, responseType: ResponseType = "json"  # noqa: N802,N803
                     ) -> JSON | pd.DataFrame:
         """The catalog record of one file: size, owner, times, metadata, your permissions."""
-        data = self._object("GET", "/catalog", params={"uri": fileUri})
+        params = {"uri": fileUri}
+        data = self._object("GET", "/catalog", params=params)
         if not data["result"]:
             from .errors import NotFoundError
 
-            raise NotFoundError(404, f"not.found: no file {fileUri!r} is visible to you")
+            url = self.http.client.build_request("GET", f"{BASE}/catalog", params=params).url
+            raise NotFoundError(404, f"not.found: no file {fileUri!r} is visible to you",
+                                method="GET", url=str(url))
         return self._render(data["result"][0], responseType, _flat)
 
     @overload

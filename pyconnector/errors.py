@@ -29,14 +29,19 @@ class APIError(PyConnectorError):
     """The platform answered with an error.
 
     ``status`` is the HTTP-style code (from the body for TCUP's "200 + code" answers),
-    ``message`` the server's message, ``field``/``line`` what it blamed, ``body`` all of it.
+    ``message`` the server's message, ``field``/``line`` what it blamed, ``body`` all of it,
+    ``method``/``url`` the request that got the answer (``None`` when no request did).
     """
 
-    def __init__(self, status: int, message: str, body: Any = None) -> None:
-        super().__init__(f"{status}: {message}")
+    def __init__(self, status: int, message: str, body: Any = None, *,
+                 method: str | None = None, url: str | None = None) -> None:
+        where = f" ({method} {url})" if method and url else ""
+        super().__init__(f"{status}: {message}{where}")
         self.status = status
         self.message = message
         self.body = body
+        self.method = method
+        self.url = url
         self.field: str | None = body.get("field") if isinstance(body, dict) else None
         self.line: int | None = body.get("line") if isinstance(body, dict) else None
 
@@ -74,7 +79,8 @@ _BY_STATUS: dict[int, type[APIError]] = {
     404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError}
 
 
-def api_error(status: int, message: str, body: Any = None) -> APIError:
-    """The most specific :class:`APIError` subclass for ``status``."""
+def api_error(status: int, message: str, body: Any = None, *, method: str | None = None,
+              url: str | None = None) -> APIError:
+    """The most specific :class:`APIError` subclass for ``status``, naming the request."""
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
-    return cls(status, message, body)
+    return cls(status, message, body, method=method, url=url)

@@ -93,19 +93,21 @@ class HTTPCore:
     @staticmethod
     def check(response: httpx.Response) -> JSON:
         """The JSON body of a successful answer; raise for an HTTP error or a body code
-        >= 400 (TCUP's SOS answers writes with HTTP 200 and the real code in the body)."""
+        >= 400 (TCUP's SOS answers writes with HTTP 200 and the real code in the body).
+        The error names the request's method and URL."""
         body: JSON = None
         if response.headers.get("content-type", "").startswith("application/json"):
             try:
                 body = response.json()
             except ValueError:
                 body = None
+        where = {"method": response.request.method, "url": str(response.request.url)}
         if response.status_code >= 400:
             message = body.get("message") if isinstance(body, dict) else None
             raise api_error(response.status_code, message or response.text[:500] or
-                            response.reason_phrase, body)
+                            response.reason_phrase, body, **where)
         if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
-            raise api_error(body["code"], str(body.get("message", "")), body)
+            raise api_error(body["code"], str(body.get("message", "")), body, **where)
         return body
 
     def request(self, method: str, path: str, **kwargs: Any) -> JSON:

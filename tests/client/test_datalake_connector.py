@@ -96,6 +96,11 @@ def test_errors_are_pyconnector_errors(dls, server, tmp_path: Path) -> None:
     with pytest.raises(pyconnector.NotFoundError) as err:
         dls.getFile(f"{dls.tenant}/ana/missing.csv", responseType="dataframe")
     assert err.value.status == 404 and err.value.field == "file-uri"
+    # A streamed answer's error names the request too, as does a search that found nothing.
+    assert err.value.method == "GET" and err.value.url.startswith(f"{server.url}/api/dls/file?")
+    assert str(err.value).endswith(f"(GET {err.value.url})")
+    with pytest.raises(pyconnector.NotFoundError, match=r"\(GET .*/api/dls/catalog\?uri=") as err:
+        dls.getFileInfo(f"{dls.tenant}/ana/missing.csv")
     src = _file(tmp_path, "once.csv", "a\n1\n")
     dls.uploadFile(src)
     with pytest.raises(pyconnector.ConflictError, match="already.exists"):

@@ -99,6 +99,21 @@ def test_tcup_200_with_error_code_in_body_raises(flaky) -> None:
     assert err.value.field == "observations[0].sensor"
 
 
+def test_api_errors_name_the_method_and_url(flaky) -> None:
+    url, script = flaky
+    script.answers = [(404, {"message": "sensor 'x' not found"}, 0),
+                      (200, {"code": 400, "message": "bad", "field": "name"}, 0)]
+    with pytest.raises(pyconnector.NotFoundError) as err:
+        core(url).request("GET", "/api/sos/v2.0/sensors/x")
+    target = f"{url}/api/sos/v2.0/sensors/x"
+    assert (err.value.method, err.value.url) == ("GET", target)
+    assert str(err.value) == f"404: sensor 'x' not found (GET {target})"
+    assert (err.value.status, err.value.message) == (404, "sensor 'x' not found")
+    with pytest.raises(pyconnector.BadRequestError, match=r"^400: bad \(POST .*/f\?a=1\)$") as err:
+        core(url).request("POST", "/f", params={"a": 1}, json={})
+    assert err.value.field == "name" and err.value.method == "POST"
+
+
 def test_timeout_is_our_timeout_error(flaky) -> None:
     url, script = flaky
     script.answers = [(200, {}, 1.0)] * 2
