@@ -20,6 +20,7 @@ from .errors import (  # noqa: E402
     NotFoundError,
     PayloadTooLargeError,
     PyConnectorError,
+    RateLimitError,
     ServerError,
     TimeoutError,
     TransportError,
@@ -28,5 +29,6 @@ from .errors import (  # noqa: E402
 __all__ = [
     "__version__", "connectors", "PyConnectorError", "ConfigError", "TransportError",
     "ConnectError", "TimeoutError", "APIError", "BadRequestError", "AuthenticationError",
-    "NotFoundError", "ConflictError", "PayloadTooLargeError", "ServerError", "DataError",
+    "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError", "ServerError",
+    "DataError",
 ]

@@ -66,6 +66,10 @@ class PayloadTooLargeError(APIError):
     """413: the request body is over the platform's limit."""
 
 
+class RateLimitError(APIError):
+    """429: too many requests; the connector already retried, waiting as ``Retry-After`` said."""
+
+
 class ServerError(APIError):
     """5xx: the platform failed."""
 
@@ -76,7 +80,7 @@ class DataError(PyConnectorError):
 
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
-    404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError}
+    404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError, 429: RateLimitError}
 
 
 def api_error(status: int, message: str, body: Any = None, *, method: str | None = None,

@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +25,9 @@ if TYPE_CHECKING:  # formats loads pandas; plain HTTP must not (the platform imp
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
+# 429 is retried whatever the method: the platform refused the request without running it.
+RATE_LIMITED = 429
+MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is cut to this
 CHUNK = 1 << 20
 JWT_LIFETIME = 300  # seconds; short-lived tokens, minted per request
 
@@ -57,38 +62,54 @@ class HTTPCore:
     def _send(self, method: str, path: str, *, stream: bool = False, **kwargs: Any
               ) -> httpx.Response:
         """Send with retries: idempotent calls on connection errors and 502/503/504; any
-        call when the connection could not even be made (nothing was sent)."""
+        call when the connection could not even be made (nothing was sent) or when the
+        platform answered 429 (it ran nothing). A 429 or 503 with ``Retry-After`` waits
+        that long (at most MAX_RETRY_AFTER) instead of the exponential backoff."""
         headers = {**kwargs.pop("headers", {}), **self._auth()}
+        # A streamed body (an upload) is read once: it cannot be sent again.
+        replayable = "content" not in kwargs
         attempt = 0
         while True:
             try:
                 request = self.client.build_request(method, path, headers=headers, **kwargs)
                 response = self.client.send(request, stream=stream)
             except httpx.ConnectError as exc:
-                if attempt < self.config.retries and "content" not in kwargs:
+                if attempt < self.config.retries and replayable:
                     attempt += 1
-                    self._sleep(attempt)
+                    self._sleep(self._delay(attempt))
                     continue
                 raise ConnectError(f"cannot connect to {self.config.url}: {exc}") from exc
             except httpx.TimeoutException as exc:
                 if method in IDEMPOTENT and attempt < self.config.retries:
                     attempt += 1
-                    self._sleep(attempt)
+                    self._sleep(self._delay(attempt))
                     continue
                 raise TimeoutError(f"{method} {path}: no answer within "
                                    f"{self.config.timeout}s") from exc
             except httpx.TransportError as exc:
                 raise TransportError(f"{method} {path}: {exc}") from exc
-            if (response.status_code in RETRY_STATUSES and method in IDEMPOTENT
-                    and attempt < self.config.retries):
+            status = response.status_code
+            if attempt < self.config.retries and (
+                    (status in RETRY_STATUSES and method in IDEMPOTENT)
+                    or (status == RATE_LIMITED and replayable)):
                 response.close()
                 attempt += 1
-                self._sleep(attempt)
+                self._sleep(self._delay(attempt, response))
                 continue
             return response
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(self.backoff * 2.0 ** (attempt - 1) * (1 + random.random() / 2))
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds before retry number ``attempt``: exponential backoff with jitter, or
+        what a 429/503's ``Retry-After`` asks (capped; never less than the backoff)."""
+        backoff = self.backoff * 2.0 ** (attempt - 1) * (1 + random.random() / 2)
+        if response is None or response.status_code not in (RATE_LIMITED, 503):
+            return backoff
+        asked = retry_after(response.headers.get("retry-after"))
+        return backoff if asked is None else max(backoff, min(asked, MAX_RETRY_AFTER))
+
+    def _sleep(self, seconds: float) -> None:
+        # One place that waits, so that tests can watch the waits instead of sitting them out.
+        time.sleep(seconds)
 
     @staticmethod
     def check(response: httpx.Response) -> JSON:
@@ -215,3 +236,20 @@ def _progress(total: int | None, label: str, enabled: bool | None) -> ProgressBa
     bar: ProgressBar = tqdm(total=total, desc=label, unit="B", unit_scale=True,
                             unit_divisor=1024)
     return bar
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait: a number of seconds or an HTTP
+    date; ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, said without commitment
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 
 import pyconnector
 from pyconnector.config import Config
-from pyconnector.http import HTTPCore
+from pyconnector.http import HTTPCore, retry_after
 
 
 class Script:
@@ -136,3 +139,78 @@ def test_jwt_mode_sends_a_short_lived_hs256_token(flaky) -> None:
     scheme, token = script.seen[0]["headers"]["authorization"].split()
     claims = jwt.decode(token, key, algorithms=["HS256"])
     assert scheme == "Bearer" and 0 < claims["exp"] - claims["iat"] <= 300
+
+
+# -- 429 and Retry-After, against a fake platform (httpx.MockTransport) -----------------------
+def scripted(*answers: tuple[int, dict[str, str]], retries: int = 3
+             ) -> tuple[HTTPCore, list[httpx.Request], list[float]]:
+    """A real HTTPCore whose platform answers ``answers`` in order (then 200), and which
+    notes each wait instead of sleeping."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def platform(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, headers = queue.pop(0) if queue else (200, {})
+        body = {"message": "too many requests"} if status >= 400 else {"ok": 1}
+        return httpx.Response(status, headers=headers, json=body)
+
+    http = HTTPCore(Config(url="http://platform.test", api_key="k", retries=retries),
+                    transport=httpx.MockTransport(platform), backoff=0.01)
+    waits: list[float] = []
+    http._sleep = waits.append  # watch the waits instead of sitting them out
+    return http, seen, waits
+
+
+def test_429_is_retried_for_any_method_after_the_retry_after_wait() -> None:
+    http, seen, waits = scripted((429, {"retry-after": "7"}))
+    assert http.request("POST", "/api/x", json={"a": 1}) == {"ok": 1}
+    assert [r.method for r in seen] == ["POST", "POST"]
+    assert seen[1].content == b'{"a":1}'
+    assert waits == [7.0]
+
+
+def test_retries_on_429_stop_after_config_retries_with_a_rate_limit_error() -> None:
+    http, seen, waits = scripted(*[(429, {"retry-after": "1"})] * 10, retries=2)
+    with pytest.raises(pyconnector.RateLimitError) as err:
+        http.request("DELETE", "/api/x")
+    assert len(seen) == 3 and waits == [1.0, 1.0]
+    assert err.value.status == 429 and isinstance(err.value, pyconnector.APIError)
+    assert (err.value.method, err.value.url) == ("DELETE", "http://platform.test/api/x")
+    assert str(err.value) == "429: too many requests (DELETE http://platform.test/api/x)"
+
+
+def test_retry_after_on_503_is_capped_and_never_below_the_backoff() -> None:
+    soon = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30),
+                                       usegmt=True)
+    http, seen, waits = scripted((503, {"retry-after": soon}), (503, {"retry-after": "3600"}),
+                                 (503, {"retry-after": "0"}), retries=3)
+    assert http.request("GET", "/api/x") == {"ok": 1}
+    assert 25 < waits[0] <= 30  # an HTTP date: until then
+    assert waits[1] == 60.0  # capped
+    assert 0.04 <= waits[2] <= 0.06  # "0": the third attempt's backoff, not a busy loop
+
+
+def test_429_without_retry_after_backs_off_exponentially() -> None:
+    http, seen, waits = scripted((429, {}), (429, {"retry-after": "soon"}))
+    assert http.request("GET", "/api/x") == {"ok": 1}
+    assert 0.01 <= waits[0] <= 0.015 and 0.02 <= waits[1] <= 0.03
+
+
+def test_a_streamed_upload_answered_429_is_not_sent_again(tmp_path) -> None:
+    # Its body was read once from the file: a retry would send nothing.
+    http, seen, waits = scripted((429, {"retry-after": "1"}))
+    source = tmp_path / "obs.csv"
+    source.write_text("time,sensor,t\n")
+    with pytest.raises(pyconnector.RateLimitError):
+        http.upload("POST", "/api/csv", source)
+    assert len(seen) == 1 and waits == []
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert retry_after("120", now) == 120.0
+    assert retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0  # already past
+    assert retry_after("soon", now) is None and retry_after(None) is None
+    assert retry_after("-5", now) is None

@@ -51,6 +51,8 @@ with pyconnector.connectors(api_key="k", URL="http://127.0.0.1:8000") as conn:
     except pyconnector.NotFoundError as exc:
         assert_type(exc.status, int)
         assert_type(exc.field, str | None)
+    except pyconnector.RateLimitError as exc:
+        assert_type(exc.url, str | None)
 
     sos.getObservation(sensor="s", responseType="datafame")  # a typo: refused
 '''
