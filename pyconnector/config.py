@@ -11,7 +11,8 @@ The file is INI. The keys may stand under a ``[pyconnector]`` section or, as TCU
     dls_key = …          ; your Data Lake user key (x-dls-key)
     timeout = 30         ; seconds
     retries = 3          ; retries of idempotent calls on connection errors and 502/503/504
-    verify = true        ; TLS certificate check (or a CA bundle path)
+                         ; (and of any call answered 429), waiting as Retry-After says
+    verify = true        ; TLS certificate check, or a CA bundle file or directory
 
 Keyword arguments win over the file, which wins over ``PYCONNECTOR_URL``,
 ``PYCONNECTOR_API_KEY``, ``PYCONNECTOR_JWT_KEY``, ``PYCONNECTOR_DLS_KEY``, ``PYCONNECTOR_TIMEOUT``….

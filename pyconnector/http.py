@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import httpx
 
 from . import __version__
 from .config import Config
-from .errors import ConnectError, TimeoutError, TransportError, api_error
+from .errors import ConfigError, ConnectError, TimeoutError, TransportError, api_error
 
 if TYPE_CHECKING:  # formats loads pandas; plain HTTP must not (the platform imports this)
     from .formats import JSON
@@ -40,7 +41,7 @@ class HTTPCore:
         self.config = config
         self.backoff = backoff
         self.client = httpx.Client(
-            base_url=config.url, timeout=config.timeout, verify=config.verify,
+            base_url=config.url, timeout=config.timeout, verify=tls_verify(config.verify),
             transport=transport, follow_redirects=True,
             headers={"x-api-key": config.api_key, "user-agent": f"pyconnector/{__version__}"},
         )
@@ -236,6 +237,19 @@ def _progress(total: int | None, label: str, enabled: bool | None) -> ProgressBa
     bar: ProgressBar = tqdm(total=total, desc=label, unit="B", unit_scale=True,
                             unit_divisor=1024)
     return bar
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """What httpx takes for ``config.verify``: a bool as is; a CA bundle file or a
+    directory of hashed CA certificates as an SSL context (httpx deprecates paths)."""
+    if isinstance(verify, bool):
+        return verify
+    path = Path(verify).expanduser()
+    if path.is_dir():
+        return ssl.create_default_context(capath=str(path))
+    if path.is_file():
+        return ssl.create_default_context(cafile=str(path))
+    raise ConfigError(f"verify: {verify!r} is neither true/false nor a CA file or directory")
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
