@@ -208,7 +208,8 @@ class ProgressBar(Protocol):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> bool | None: ...
 
-    def update(self, n: int) -> bool | None: ...
+    def update(self, n: int) -> bool | None:
+        """Count ``n`` more bytes done."""
 
 
 class _NoBar:

@@ -6,10 +6,15 @@ as a user would; ``assert_type`` fails the run when a return type is not the pro
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
 import pytest
+
+import pyconnector
+from pyconnector.datalake import Datalake
+from pyconnector.sos import SensorObservation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +77,14 @@ def test_a_type_checker_knows_what_each_response_type_returns(tmp_path: Path) ->
     assert len(errors) == 1, out + err
     assert re.match(rf".*snippet\.py:{typo_line}: error: No overload variant", errors[0]), out
     assert status == 1
+
+
+@pytest.mark.parametrize("cls", [pyconnector.connectors, SensorObservation, Datalake])
+def test_every_public_method_says_what_it_does_and_returns(cls: type) -> None:
+    for name, member in vars(cls).items():
+        func = getattr(member, "__func__", member)
+        if name.startswith("_") or not inspect.isfunction(func):
+            continue
+        assert (func.__doc__ or "").strip(), f"{cls.__name__}.{name} has no docstring"
+        assert func.__annotations__.get("return") not in (None, "Any"), \
+            f"{cls.__name__}.{name} does not say what it returns"
