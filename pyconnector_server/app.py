@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 import pyconnector
 
-from . import apidocs, deps, errors
+from . import apidocs, deps, errors, openapi
 from .cancel import CancelOnDisconnect
 from .db import Database
 from .limits import BodyLimitMiddleware
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None,
     app.state.settings = settings
     apidocs.install(app)  # /docs and /redoc with their assets served here: offline
     errors.install(app)
+    openapi.install(app)
     deps.install(app)  # after errors: WebSockets get a close code, not a status
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(CancelOnDisconnect)

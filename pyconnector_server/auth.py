@@ -26,6 +26,7 @@ from starlette.requests import HTTPConnection
 from .clock import now_ms
 from .db import Database, api_key, tenant
 from .errors import APIError
+from .openapi import secured
 
 API_KEY_HEADER = "x-api-key"
 ADMIN = "admin"
@@ -263,6 +264,7 @@ def verify_jwt(token: str, t: Tenant, leeway: int, max_lifetime: int = 3600) -> 
                        f"server accepts at most {max_lifetime} s (jwt_max_lifetime_seconds)")
 
 
+@secured("ApiKey")
 def current_key(conn: HTTPConnection) -> ApiKey:
     """FastAPI dependency: the API key the request authenticates with (and, in JWT mode,
     a valid token), or 401.

@@ -23,12 +23,15 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from ..auth import ApiKey, Tenant
 from ..backends.blobs import BlobWriter
+from ..bodies import batch_body, documented, json_body
 from ..checks import int_param
 from ..deps import Auth, AuthKey, call, state
 from ..errors import APIError, bad_request
-from ..limits import read_json, read_json_object
+from ..openapi import answers, errors, secured
+from . import answers as a
 from . import form as fb
 from . import validate as v
+from .bodies import MetadataUpdate, RelationIn, ShareIn, UserIn
 from .query import CatalogQuery
 from .store import DatalakeStore, DlsUser, dls_error
 
@@ -42,6 +45,7 @@ router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
 store = state("dls", DatalakeStore)
 
 
+@secured("ApiKey", "DlsKey", forbids=True)
 def caller(request: Request, t: Tenant = Auth) -> DlsUser:
     """FastAPI dependency: the DLS user the request authenticates as."""
     key = request.headers.get(DLS_KEY_HEADER)
@@ -54,6 +58,7 @@ def caller(request: Request, t: Tenant = Auth) -> DlsUser:
     return u
 
 
+@secured("ApiKey", forbids=True)
 def admin(k: ApiKey = AuthKey) -> Tenant:
     """FastAPI dependency: the tenant whose administrator calls (an ``admin`` API key);
     403 for any other key, whatever DLS key comes with it."""
@@ -149,6 +154,10 @@ def _content_type(raw: str, field: str) -> str:
 
 
 @router.post("/file", status_code=201, summary="Upload a file (the request body, streamed)",
+             responses={**answers(a.Uploaded, 201, "Stored (200 when overwritten or "
+                                  "appended)", 404, 409), 200: {"model": a.Uploaded}},
+             dependencies=[documented({"type": "string", "format": "binary"},
+                                      "application/octet-stream")],
              description="The body is the file; or TCUP's multipart/form-data form with "
              "parts file (its filename is the default filename), comment and metadata "
              "(repeatable). Name it with filename, directory and savepoint (your area), or "
@@ -284,7 +293,14 @@ def _unsatisfiable(size: int) -> APIError:
                     headers={"content-range": f"bytes */{size}"})
 
 
-@router.get("/file", summary="Download a file (Range: bytes=… for a part)")
+@router.get("/file", summary="Download a file (Range: bytes=… for a part)",
+            responses={200: {"description": "The file", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}},
+                206: {"description": "The part of the file the Range asked for", "content": {
+                    "application/octet-stream": {"schema": {"type": "string",
+                                                            "format": "binary"}}}},
+                **errors(404, 416)})
 async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
                    s: DatalakeStore = Store) -> Any:
     row = await call(s.file_for_read, u, file_uri)
@@ -305,7 +321,9 @@ async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Calle
                              media_type=row.content_type, headers=headers)
 
 
-@router.delete("/file", summary="Delete files (207: one DlsResponse per file-uri)")
+@router.delete("/file", status_code=207, summary="Delete files (207: one DlsResponse per file-uri)",
+               responses=answers(list[a.DlsResponse], 207, "One DlsResponse per file-uri",
+                                 404))
 async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser = Caller,
                  s: DatalakeStore = Store) -> Any:
     out = []
@@ -325,24 +343,14 @@ async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser 
 
 @router.put("/file/metadata", summary="Set or remove metadata of a file (and its comment)",
             description='Body: {"metadata": ["k=v", "private@k=v"], "remove": ["k"], '
-            '"comment": "…"}')
-async def put_metadata(request: Request, file_uri: str = FileUri, u: DlsUser = Caller,
-                       s: DatalakeStore = Store) -> Any:
-    body = await read_json_object(request)
-    items = v.metadata(_strings(body.get("metadata"), "metadata"))
-    remove = _strings(body.get("remove"), "remove")
-    note = v.comment(body["comment"]) if body.get("comment") is not None else None
-    return await call(s.update_metadata, u, file_uri, items, remove, note)
-
-
-def _strings(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise APIError(400, f"{field}: expected a list of strings", field=field)
-    return value
+            '"comment": "…"}', responses=answers(a.Updated, 200, "Updated", 404))
+async def put_metadata(
+        file_uri: str = FileUri,
+        u: DlsUser = Caller,
+        body: MetadataUpdate = json_body(MetadataUpdate, ""),
+        s: DatalakeStore = Store) -> Any:
+    items = v.metadata(body.metadata)
+    return await call(s.update_metadata, u, file_uri, items, body.remove, body.comment)
 
 
 # -- catalog ---------------------------------------------------------------------------------
@@ -350,14 +358,16 @@ def _strings(value: Any, field: str) -> list[str]:
             description="text, time (one or two: from, to), size (e.g. >10mb; repeatable), "
             "metadata (e.g. site='pune' & rate>=5; ',' is OR, '&' AND, brackets, * "
             "wildcard), uri, filename, directory, savepoint, user (owner), ownFile, sort "
-            "(createdOn|fileName|size|updatedOn), order (asc|desc), pageNo, pageSize.")
+            "(createdOn|fileName|size|updatedOn), order (asc|desc), pageNo, pageSize.",
+            responses=answers(a.CatalogPage, 200, "A page of matching files", 400))
 async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     q = CatalogQuery.from_params(request.query_params,
                                  request.app.state.settings.max_page_size)
     return await call(s.search, u, q)
 
 
-@router.get("/catalog/explore", summary="List a directory: subdirectories and files")
+@router.get("/catalog/explore", summary="List a directory: subdirectories and files",
+            responses=answers(a.Listing, 200, "The directory's page", 404))
 async def explore(request: Request, path: str | None = None, user: str | None = None,
                   pageNo: str | None = Query(None, description="from 1"),  # noqa: N803 - TCUP
                   pageSize: str | None = Query(None, description="default 100"),  # noqa: N803
@@ -371,25 +381,20 @@ async def explore(request: Request, path: str | None = None, user: str | None = 
 
 
 # -- sharing ---------------------------------------------------------------------------------
-@router.put("/share", summary="Share a file or directory of yours with users (207)",
+@router.put("/share", status_code=207, summary="Share a file or directory of yours with users (207)",
             description='Body: {"file-uri": "…"} or {"directory": "…"} ("" is all your '
-            'files), "users": ["…"], "permissions": "R" | "RW" | "RWD" (default R)')
-async def put_share(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
-    body = await read_json_object(request)
-    perms = v.permissions(body.get("permissions", "R"))
-    users = _strings(body.get("users"), "users")
-    if not users:
-        raise APIError(400, "users: name at least one user", field="users")
-    for i, name in enumerate(users):
-        v.user_name(name, f"users[{i}]")
-    uri = body.get("file-uri")
-    if uri is not None:
-        v.uri(uri)
-    d = v.directory(body["directory"]) if body.get("directory") is not None else None
-    return _multi(await call(s.share, u, users, perms, uri=uri, directory=d))
+            'files), "users": ["…"], "permissions": "R" | "RW" | "RWD" (default R)',
+            responses=answers(list[a.DlsResponse], 207, "One DlsResponse per user", 404))
+async def put_share(
+        u: DlsUser = Caller,
+        body: ShareIn = json_body(ShareIn, ""),
+        s: DatalakeStore = Store) -> Any:
+    return _multi(await call(s.share, u, body.users, body.permissions, uri=body.file_uri,
+                             directory=body.directory))
 
 
-@router.delete("/share", summary="Revoke shares (207)")
+@router.delete("/share", status_code=207, summary="Revoke shares (207)",
+               responses=answers(list[a.DlsResponse], 207, "One DlsResponse per user", 404))
 async def delete_share(file_uri: str | None = Query(None, alias="file-uri"),
                        directory: str | None = None, user: list[str] = Query(...),
                        u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
@@ -400,35 +405,36 @@ async def delete_share(file_uri: str | None = Query(None, alias="file-uri"),
     return _multi(await call(s.revoke, u, users, uri=file_uri, directory=d))
 
 
-@router.get("/share", summary="Shares you granted and received")
+@router.get("/share", summary="Shares you granted and received",
+            responses=answers(list[a.Share], 200, "The shares"))
 async def get_shares(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     return await call(s.list_shares, u)
 
 
 # -- relations -------------------------------------------------------------------------------
-@router.post("/relation", summary="Link files with named relations",
+@router.post("/relation", status_code=201, summary="Link files with named relations",
              description='Body: {"source": uri, "target": uri, "relation": "derivedFrom"} '
-             "(201) or a list of them (207).")
-async def post_relation(request: Request, u: DlsUser = Caller,
-                        s: DatalakeStore = Store) -> Any:
-    body = await read_json(request)
+             "(201) or a list of them (207).",
+             responses={**answers(a.DlsResponse, 201, "Linked (one relation)", 404, 409),
+                        207: {"model": list[a.DlsResponse],
+                              "description": "One DlsResponse per relation (a list)"}})
+async def post_relation(
+        u: DlsUser = Caller,
+        body: Any = batch_body(RelationIn, "", "", max_items=v.MAX_RELATIONS),
+        s: DatalakeStore = Store) -> Any:
     many = isinstance(body, list)
     out = []
-    for i, item in enumerate(body if many else [body]):
-        f = f"[{i}]" if many else ""
+    for item in body if many else [body]:
         try:
-            if not isinstance(item, dict):
-                raise APIError(400, f"{f or 'body'}: expected a JSON object")
-            src = item.get("source")
-            dst = item.get("target")
-            v.uri(src, f"{f}.source" if f else "source")
-            v.uri(dst, f"{f}.target" if f else "target")
-            name = v.relation_name(item.get("relation"), f"{f}.relation" if f else "relation")
-            out.append(await call(s.link, u, src, dst, name))
+            if isinstance(item, APIError):  # refused by its checks
+                raise item
+            out.append(await call(s.link, u, item.source, item.target, item.relation))
         except APIError as exc:
             if not many:
                 raise
-            out.append({"key": "relation", "value": str(item)[:200], "code": exc.status,
+            value = exc.field or "" if isinstance(item, APIError) else (
+                f"{item.source} -[{item.relation}]-> {item.target}")
+            out.append({"key": "relation", "value": value, "code": exc.status,
                         "messages": [exc.message]})
     if not many:
         item = out[0]
@@ -440,7 +446,8 @@ async def post_relation(request: Request, u: DlsUser = Caller,
 
 @router.get("/relation", summary="Relations between files you can read",
             description="file-uri: only those of this file (as source or target); "
-            "relation: only this name.")
+            "relation: only this name.",
+            responses=answers(list[a.Relation], 200, "The relations", 404))
 async def get_relation(file_uri: str | None = Query(None, alias="file-uri"),
                        relation: str | None = None, u: DlsUser = Caller,
                        s: DatalakeStore = Store) -> Any:
@@ -448,7 +455,8 @@ async def get_relation(file_uri: str | None = Query(None, alias="file-uri"),
     return await call(s.relations, u, file_uri, name)
 
 
-@router.delete("/relation", summary="Remove relations from source to target")
+@router.delete("/relation", summary="Remove relations from source to target",
+               responses=answers(a.Updated, 200, "Removed (count says how many)", 404))
 async def delete_relation(source: str, target: str, relation: str | None = None,
                           u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     name = v.relation_name(relation) if relation is not None else None
@@ -457,7 +465,8 @@ async def delete_relation(source: str, target: str, relation: str | None = None,
 
 # -- a user's own key ---------------------------------------------------------------------------
 @router.post("/user/key", summary="A new key for the calling DLS user, the old one stops",
-             description="x-api-key and your own x-dls-key; answers your new key, shown once.")
+             description="x-api-key and your own x-dls-key; answers your new key, shown once.",
+             responses=answers(a.UserKey, 200, "The new key"))
 async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     return await call(s.new_own_key, u)
 
@@ -466,30 +475,37 @@ async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
 @router.post("/admin/users", status_code=201,
              summary="Register a DLS user; answers its key (admin key)",
              description='Body: {"user": "name"}. The key is shown once; 409 if the user '
-             "exists (POST /admin/users/{user}/key gives a new key).")
-async def create_user(request: Request, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
-    body = await read_json_object(request)
-    return await call(s.create_user, t, v.user_name(body.get("user")))
+             "exists (POST /admin/users/{user}/key gives a new key).",
+             responses=answers(a.UserKey, 201, "The user and its key", 409))
+async def create_user(
+        t: Tenant = Admin,
+        body: UserIn = json_body(UserIn, ""),
+        s: DatalakeStore = Store) -> Any:
+    return await call(s.create_user, t, body.user)
 
 
-@router.get("/admin/users", summary="DLS users of the tenant (admin key)")
+@router.get("/admin/users", summary="DLS users of the tenant (admin key)",
+            responses=answers(list[a.UserDetails], 200, "The users"))
 async def list_users(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await call(s.list_users, t)
 
 
 @router.post("/admin/users/{name}/key",
-             summary="A new key for a user, the old one stops (admin key)")
+             summary="A new key for a user, the old one stops (admin key)",
+             responses=answers(a.UserKey, 200, "The new key", 404))
 async def new_key(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await call(s.new_key, t, v.user_name(name))
 
 
 @router.delete("/admin/users/{name}",
-               summary="Remove a DLS user who owns no files (admin key)")
+               summary="Remove a DLS user who owns no files (admin key)",
+               responses=answers(a.Updated, 200, "Removed", 404, 409))
 async def delete_user(name: str, t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await call(s.delete_user, t, v.user_name(name))
 
 
 @router.get("/admin/storage",
-            summary="The tenant's storage: type, bytes used, quota (admin key)")
+            summary="The tenant's storage: type, bytes used, quota (admin key)",
+            responses=answers(a.Storage, 200, "The tenant's storage"))
 async def storage(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await call(s.storage, t)

@@ -41,6 +41,9 @@ MAX_META_KEY = 255
 # names leave room for the longest id (10 digits) and the "@".
 MAX_PRIVATE_KEY = MAX_META_KEY - len("2147483647@")
 MAX_META_VALUE = 1024
+# Users named in one share, relations in one request: each is a lookup and a row.
+MAX_SHARE_USERS = 100
+MAX_RELATIONS = 1000
 _ENCODED = re.compile(r"%(2f|5c|00|2e)", re.IGNORECASE)
 
 
@@ -300,3 +303,9 @@ def number(value: str) -> float | None:
     except ValueError:
         return None
     return num if math.isfinite(num) else None
+
+
+def uri_text(value: Any, field: str = "file-uri") -> str:
+    """``value`` as given, once :func:`uri` accepts it (the store reads it again)."""
+    uri(value, field)
+    return str(value)

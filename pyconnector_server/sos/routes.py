@@ -13,17 +13,29 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..auth import Tenant
+from ..bodies import batch_body, documented, json_body
 from ..checks import MAX_COUNT
 from ..deps import Auth, call, state
 from ..errors import APIError
 from ..limits import read_json
+from ..openapi import answers, errors
+from . import answers as a
 from . import ingest
 from . import validate as v
+from .bodies import (
+    FeatureIn,
+    FeatureUpdate,
+    ObservationsIn,
+    PropertyIn,
+    PropertyUpdate,
+    SensorIn,
+    SensorUpdate,
+)
 from .params import ObservationQuery
 from .store import SosStore
 
@@ -51,6 +63,9 @@ class TcupRoute(APIRoute):
 
 
 router = APIRouter(prefix=PREFIX, tags=["Sensor Observation Service"], route_class=TcupRoute)
+# A write answers 200 with the outcome (its code, 4xx included) in the body.
+WRITE = answers(a.Outcome, 200, "The outcome: its code is the real status (TCUP)")
+NOT_FOUND = errors(404)
 
 
 store = state("sos", SosStore)
@@ -59,12 +74,15 @@ Store = Depends(store)
 
 def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
            ) -> dict[str, Any]:
-    """Create one item, or each item of a list (reported per item)."""
+    """Create one item, or each item of a list (reported per item: an item that failed
+    its checks is reported in its place, the others are created)."""
     if not isinstance(body, list):
         return fn(t, body)
     results = []
-    for i, item in enumerate(v.items(body, kind)):
+    for i, item in enumerate(body):
         try:
+            if isinstance(item, APIError):
+                raise item
             results.append({"index": i, **fn(t, item, f"{kind}[{i}]")})
         except APIError as exc:
             results.append({"index": i, **exc.body()})
@@ -78,12 +96,17 @@ def _batch(fn: Callable[..., dict[str, Any]], t: Tenant, body: Any, kind: str
 
 
 # -- features ---------------------------------------------------------------------------
-@router.post("/features", summary="Create a feature (or a list of them)")
-async def create_features(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await call(_batch, s.create_feature, t, await read_json(request), "features")
+@router.post("/features", summary="Create a feature (or a list of them)",
+             responses=WRITE)
+async def create_features(
+        t: Tenant = Auth,
+        body: Any = batch_body(FeatureIn, "feature", "features"),
+        s: SosStore = Store) -> Any:
+    return await call(_batch, s.create_feature, t, body, "features")
 
 
-@router.get("/features", summary="List features")
+@router.get("/features", summary="List features", responses=answers(list[a.Feature], 200,
+            "The features", 404))
 async def list_features(parent: str | None = None,
                         limit: int | None = Query(None, ge=0, le=MAX_COUNT),
                         offset: int = Query(0, ge=0, le=MAX_COUNT),
@@ -91,31 +114,41 @@ async def list_features(parent: str | None = None,
     return await call(s.list_features, t, parent, limit, offset)
 
 
-@router.get("/features/{name}", summary="Get a feature")
+@router.get("/features/{name}", summary="Get a feature",
+            responses=answers(a.Feature, 200, "The feature", 404))
 async def get_feature(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.get_feature, t, name)
 
 
-@router.put("/features/{name}", summary="Update a feature")
-async def update_feature(name: str, request: Request, t: Tenant = Auth,
-                         s: SosStore = Store) -> Any:
-    return await call(s.update_feature, t, name, await read_json(request))
+@router.put("/features/{name}", summary="Update a feature", responses=WRITE)
+async def update_feature(
+        name: str,
+        t: Tenant = Auth,
+        body: FeatureUpdate = json_body(FeatureUpdate, "feature"),
+        s: SosStore = Store) -> Any:
+    return await call(s.update_feature, t, name, body)
 
 
 @router.delete("/features/{name}", summary="Delete a feature (cascade=true: with its "
-               "sensors, their observations and child features)")
+               "sensors, their observations and child features)",
+               responses=answers(a.Outcome, 200, "Deleted", 404, 409))
 async def delete_feature(name: str, cascade: bool = False, t: Tenant = Auth,
                          s: SosStore = Store) -> Any:
     return await call(s.delete_feature, t, name, cascade)
 
 
 # -- sensors ----------------------------------------------------------------------------
-@router.post("/sensors", summary="Create a sensor (or a list of them)")
-async def create_sensors(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await call(_batch, s.create_sensor, t, await read_json(request), "sensors")
+@router.post("/sensors", summary="Create a sensor (or a list of them)",
+             responses=WRITE)
+async def create_sensors(
+        t: Tenant = Auth,
+        body: Any = batch_body(SensorIn, "sensor", "sensors"),
+        s: SosStore = Store) -> Any:
+    return await call(_batch, s.create_sensor, t, body, "sensors")
 
 
-@router.get("/sensors", summary="List sensors, optionally of one feature")
+@router.get("/sensors", summary="List sensors, optionally of one feature",
+            responses=answers(list[a.Sensor], 200, "The sensors", 404))
 async def list_sensors(feature: str | None = None,
                        limit: int | None = Query(None, ge=0, le=MAX_COUNT),
                        offset: int = Query(0, ge=0, le=MAX_COUNT),
@@ -123,59 +156,84 @@ async def list_sensors(feature: str | None = None,
     return await call(s.list_sensors, t, feature, limit, offset)
 
 
-@router.get("/sensors/{name}", summary="Get a sensor")
+@router.get("/sensors/{name}", summary="Get a sensor",
+            responses=answers(a.Sensor, 200, "The sensor", 404))
 async def get_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.get_sensor, t, name)
 
 
-@router.put("/sensors/{name}", summary="Update a sensor")
-async def update_sensor(name: str, request: Request, t: Tenant = Auth,
-                        s: SosStore = Store) -> Any:
-    return await call(s.update_sensor, t, name, await read_json(request))
+@router.put("/sensors/{name}", summary="Update a sensor", responses=WRITE)
+async def update_sensor(
+        name: str,
+        t: Tenant = Auth,
+        body: SensorUpdate = json_body(SensorUpdate, "sensor"),
+        s: SosStore = Store) -> Any:
+    return await call(s.update_sensor, t, name, body)
 
 
-@router.delete("/sensors/{name}", summary="Delete a sensor and its observations")
+@router.delete("/sensors/{name}", summary="Delete a sensor and its observations",
+               responses=answers(a.Outcome, 200, "Deleted", 404))
 async def delete_sensor(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.delete_sensor, t, name)
 
 
 # -- observed properties ------------------------------------------------------------------
-@router.post("/observedProperties", summary="Create an observed property (or a list)")
-async def create_properties(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    return await call(_batch, s.create_property, t, await read_json(request),
-                       "observedProperties")
+@router.post("/observedProperties", summary="Create an observed property (or a list)",
+             responses=WRITE)
+async def create_properties(
+        t: Tenant = Auth,
+        body: Any = batch_body(PropertyIn, "observedProperty", "observedProperties"),
+        s: SosStore = Store) -> Any:
+    return await call(_batch, s.create_property, t, body, "observedProperties")
 
 
-@router.get("/observedProperties", summary="List observed properties")
+@router.get("/observedProperties", summary="List observed properties",
+            responses=answers(list[a.ObservedProperty], 200, "The observed properties"))
 async def list_properties(t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.list_properties, t)
 
 
-@router.get("/observedProperties/{name}", summary="Get an observed property")
+@router.get("/observedProperties/{name}", summary="Get an observed property",
+            responses=answers(a.ObservedProperty, 200, "The observed property", 404))
 async def get_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.get_property, t, name)
 
 
-@router.put("/observedProperties/{name}", summary="Update an observed property")
-async def update_property(name: str, request: Request, t: Tenant = Auth,
-                          s: SosStore = Store) -> Any:
-    return await call(s.update_property, t, name, await read_json(request))
+@router.put("/observedProperties/{name}", summary="Update an observed property",
+            responses=WRITE)
+async def update_property(
+        name: str,
+        t: Tenant = Auth,
+        body: PropertyUpdate = json_body(PropertyUpdate, "observedProperty"),
+        s: SosStore = Store) -> Any:
+    return await call(s.update_property, t, name, body)
 
 
-@router.delete("/observedProperties/{name}", summary="Delete an unused observed property")
+@router.delete("/observedProperties/{name}", summary="Delete an unused observed property",
+               responses=answers(a.Outcome, 200, "Deleted", 404, 409))
 async def delete_property(name: str, t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.delete_property, t, name)
 
 
 # -- observations -------------------------------------------------------------------------
-@router.post("/observations", summary="Insert observations (TCUP body; honours x-routing)")
-async def insert_observations(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
-    routing = v.choice(request.headers.get("x-routing"), "x-routing", v.ROUTINGS, "db")
+@router.post("/observations", summary="Insert observations (TCUP body; honours x-routing)",
+             responses=WRITE, dependencies=[documented(ObservationsIn)])
+async def insert_observations(
+        request: Request,
+        x_routing: str | None = Header(None, alias="x-routing", description=(
+            "db (default): store; mq: route only; both: store and route"),
+            json_schema_extra={"enum": list(v.ROUTINGS)}),
+        t: Tenant = Auth, s: SosStore = Store) -> Any:
+    # Read here, not by a typed body: the insert checks its items on a fast path.
+    routing = v.choice(x_routing, "x-routing", v.ROUTINGS, "db")
     body = await read_json(request)
     return await call(ingest.insert_observations, s, t, body, routing)
 
 
-@router.post("/observations/csv", summary="Upload observations as CSV (all or nothing)")
+@router.post("/observations/csv", summary="Upload observations as CSV (all or nothing)",
+             responses=WRITE, dependencies=[documented(
+                 {"type": "string", "description": "A header line (time, sensor, then "
+                  "one column per property) and one line per record"}, "text/csv")])
 async def upload_csv(request: Request, t: Tenant = Auth, s: SosStore = Store) -> Any:
     tmp_dir = request.app.state.settings.data_path / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +266,10 @@ def _q(description: str) -> Any:
     return Query(None, description=description)
 
 
-@router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream")
+@router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream",
+            responses=answers(a.Observations, 200, "A page of observations", 404, media={
+                "text/csv": {"schema": {"type": "string"}},
+                ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}}))
 async def get_observations(
     request: Request,
     sensor: list[str] | None = _q("Sensor name(s); repeat or separate with commas"),
@@ -245,7 +306,8 @@ async def get_observations(
     return StreamingResponse(query.arrow_stream(result.table), media_type=ARROW_STREAM)
 
 
-@router.delete("/observations", summary="Delete observations of sensors/a feature in a span")
+@router.delete("/observations", summary="Delete observations of sensors/a feature in a span",
+               responses=answers(a.Deleted, 200, "Deleted", 404))
 async def delete_observations(
     request: Request,
     sensor: list[str] | None = _q("Sensor name(s)"),
@@ -264,11 +326,13 @@ async def delete_observations(
 
 
 # -- summaries ------------------------------------------------------------------------------
-@router.get("/capabilities", summary="Counts and each sensor's outputs")
+@router.get("/capabilities", summary="Counts and each sensor's outputs",
+            responses=answers(a.Capabilities, 200, "Counts and outputs"))
 async def capabilities(t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.capabilities, t)
 
 
-@router.get("/count", summary="Number of sensors, features and observed properties")
+@router.get("/count", summary="Number of sensors, features and observed properties",
+            responses=answers(a.Count, 200, "The counts"))
 async def count(t: Tenant = Auth, s: SosStore = Store) -> Any:
     return await call(s.count, t)

@@ -26,6 +26,16 @@ from ..db import Database
 from ..deps import now_ms
 from ..errors import APIError, bad_request, not_found
 from . import validate as v
+from .bodies import (
+    FeatureIn,
+    FeatureUpdate,
+    Location,
+    OutputIn,
+    PropertyIn,
+    PropertyUpdate,
+    SensorIn,
+    SensorUpdate,
+)
 from .tables import (
     feature,
     observation,
@@ -66,6 +76,11 @@ _PROPERTIES = (sa.select(observed_property.c.id, observed_property.c.name,
                .where(observed_property.c.tenant_id == sa.bindparam("tenant")))
 
 
+def _location(loc: Location | None) -> dict[str, float] | None:
+    """A location as the feature table keeps it (JSON, without an absent altitude)."""
+    return None if loc is None else loc.model_dump(exclude_none=True)
+
+
 class SosStore:
     """Tenant-scoped reads and writes of the SOS tables."""
 
@@ -83,40 +98,34 @@ class SosStore:
             raise APIError(404, f"{field}: feature {name!r} not found", field=field)
         return fid
 
-    def create_feature(self, t: Tenant, body: Any, field: str = "feature") -> dict[str, Any]:
-        body = v.obj(body, field)
-        name = v.name(body.get("name"), f"{field}.name")
-        values = self._feature_values(body, field)
+    def create_feature(self, t: Tenant, body: FeatureIn, field: str = "feature"
+                       ) -> dict[str, Any]:
+        name = body.name
+        values = {"description": body.description, "meta": body.metadata,
+                  "location": _location(body.location)}
         with self.db.write() as conn:
             if self._feature_id(conn, t, name) is not None:
                 raise APIError(409, f"feature {name!r} already exists", field=f"{field}.name")
-            parent = values.pop("parent", None)
-            if parent is not None:
-                values["parent_id"] = self._require_feature(conn, t, parent, f"{field}.parent")
+            if body.parent is not None:
+                values["parent_id"] = self._require_feature(conn, t, body.parent,
+                                                            f"{field}.parent")
             ts = now_ms()
             conn.execute(sa.insert(feature).values(
                 tenant_id=t.id, name=name, created_ms=ts, updated_ms=ts, **values))
         return {"code": 201, "message": f"feature {name!r} created", "name": name}
 
-    def _feature_values(self, body: dict[str, Any], field: str,
-                        partial: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if not partial or "description" in body:
-            out["description"] = v.text(body.get("description"), f"{field}.description")
-        if not partial or "metadata" in body:
-            out["meta"] = v.metadata(body.get("metadata"), f"{field}.metadata")
-        if not partial or "location" in body:
-            out["location"] = v.location(body.get("location"), f"{field}.location")
-        if body.get("parent") is not None:
-            out["parent"] = v.name(body["parent"], f"{field}.parent")
-        elif partial and "parent" in body:
-            out["parent"] = None
-        return out
-
-    def update_feature(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+    def update_feature(self, t: Tenant, name: str, body: FeatureUpdate) -> dict[str, Any]:
         v.name(name, "name")
-        body = v.obj(body, "feature")
-        values = self._feature_values(body, "feature", partial=True)
+        given = body.given()
+        values: dict[str, Any] = {}
+        if "description" in given:
+            values["description"] = body.description or ""
+        if "metadata" in given:
+            values["meta"] = body.metadata or {}
+        if "location" in given:
+            values["location"] = _location(body.location)
+        if "parent" in given:
+            values["parent"] = body.parent
         with self.db.write() as conn:
             fid = self._feature_id(conn, t, name)
             if fid is None:
@@ -202,13 +211,10 @@ class SosStore:
         return conn.execute(sa.select(sensor).where(
             sensor.c.tenant_id == t.id, sensor.c.name == name)).first()
 
-    def create_sensor(self, t: Tenant, body: Any, field: str = "sensor") -> dict[str, Any]:
-        body = v.obj(body, field)
-        name = v.name(body.get("name"), f"{field}.name")
-        fname = v.name(body.get("feature"), f"{field}.feature")
-        kind = v.choice(body.get("type"), f"{field}.type", v.SENSOR_KINDS, "atomic")
-        members = self._member_names(body.get("members"), kind, field)
-        outputs = self._outputs(body.get("outputs"), field)
+    def create_sensor(self, t: Tenant, body: SensorIn, field: str = "sensor"
+                      ) -> dict[str, Any]:
+        name, fname, kind = body.name, body.feature, body.type
+        members = self._member_names(body.members, kind, field)
         with self.db.write() as conn:
             if self._sensor_row(conn, t, name) is not None:
                 raise APIError(409, f"sensor {name!r} already exists", field=f"{field}.name")
@@ -216,19 +222,14 @@ class SosStore:
             ts = now_ms()
             sid = conn.execute(sa.insert(sensor).values(
                 tenant_id=t.id, name=name, feature_id=fid, kind=kind,
-                description=v.text(body.get("description"), f"{field}.description"),
-                meta=v.metadata(body.get("metadata"), f"{field}.metadata"),
+                description=body.description, meta=body.metadata,
                 created_ms=ts, updated_ms=ts)).inserted_primary_key[0]
             self._set_members(conn, t, sid, members, field)
-            self._add_outputs(conn, t, sid, outputs, field)
+            self._add_outputs(conn, t, sid, body.outputs, field)
         return {"code": 201, "message": f"sensor {name!r} created", "name": name}
 
     @staticmethod
-    def _member_names(raw: Any, kind: str, field: str) -> list[str]:
-        if raw is None:
-            return []
-        names = [v.name(m, f"{field}.members[{i}]")
-                 for i, m in enumerate(v.items(raw, f"{field}.members", allow_empty=True))]
+    def _member_names(names: list[str], kind: str, field: str) -> list[str]:
         if names and kind != "composite":
             raise bad_request(f"{field}.members: only a composite sensor has members",
                               f"{field}.members")
@@ -246,34 +247,14 @@ class SosStore:
                                   f"{field}.members[{i}]")
             conn.execute(sa.insert(sensor_member).values(composite_id=sid, member_id=row.id))
 
-    @staticmethod
-    def _outputs(raw: Any, field: str) -> list[dict[str, Any]]:
-        """Declared outputs: names, or ``{name, type, unit, description}`` objects."""
-        if raw is None:
-            return []
-        out = []
-        for i, item in enumerate(v.items(raw, f"{field}.outputs", allow_empty=True)):
-            f = f"{field}.outputs[{i}]"
-            if isinstance(item, str):
-                item = {"name": item}
-            item = v.obj(item, f)
-            out.append({
-                "name": v.property_name(item.get("name"), f"{f}.name"),
-                "type": v.choice(item.get("type"), f"{f}.type", v.PROPERTY_TYPES, "")
-                or None,
-                "unit": v.unit(item.get("unit"), f"{f}.unit"),
-                "description": v.text(item.get("description"), f"{f}.description"),
-            })
-        return out
-
     def _add_outputs(self, conn: sa.Connection, t: Tenant, sid: int,
-                     outputs: list[dict[str, Any]], field: str) -> None:
+                     outputs: list[OutputIn], field: str) -> None:
         for i, out in enumerate(outputs):
-            prop = self._property(conn, t, out["name"])
+            prop = self._property(conn, t, out.name)
             if prop is None:
-                prop = self._insert_property(conn, t, out["name"], out["type"] or "quantity",
-                                             out["unit"], out["description"])
-            elif out["type"] and out["type"] != prop.type:
+                prop = self._insert_property(conn, t, out.name, out.type or "quantity",
+                                             out.unit, out.description)
+            elif out.type and out.type != prop.type:
                 raise APIError(409, f"{field}.outputs[{i}].type: property {prop.name!r} "
                                     f"is already of type {prop.type!r}",
                                field=f"{field}.outputs[{i}].type")
@@ -287,25 +268,28 @@ class SosStore:
         self._executemany(conn, "INSERT INTO sos_sensor_output (sensor_id, property_id) "
                           "VALUES ({p}, {p}) ON CONFLICT DO NOTHING", pairs)
 
-    def update_sensor(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+    def update_sensor(self, t: Tenant, name: str, body: SensorUpdate) -> dict[str, Any]:
         v.name(name, "name")
-        body = v.obj(body, "sensor")
+        given = body.given()
+        if "feature" in given and body.feature is None:
+            raise bad_request("sensor.feature: a sensor belongs to a feature; name one",
+                              "sensor.feature")
         with self.db.write() as conn:
             row = self._sensor_row(conn, t, name)
             if row is None:
                 raise not_found(f"sensor {name!r}")
             values: dict[str, Any] = {"updated_ms": now_ms()}
-            if "feature" in body:
-                fname = v.name(body["feature"], "sensor.feature")
-                values["feature_id"] = self._require_feature(conn, t, fname, "sensor.feature")
-            if "description" in body:
-                values["description"] = v.text(body["description"], "sensor.description")
-            if "metadata" in body:
-                values["meta"] = v.metadata(body["metadata"], "sensor.metadata")
-            kind = v.choice(body.get("type"), "sensor.type", v.SENSOR_KINDS, row.kind)
+            if body.feature is not None:
+                values["feature_id"] = self._require_feature(conn, t, body.feature,
+                                                             "sensor.feature")
+            if "description" in given:
+                values["description"] = body.description or ""
+            if "metadata" in given:
+                values["meta"] = body.metadata or {}
+            kind = body.type or row.kind
             values["kind"] = kind
-            if "members" in body:
-                members = self._member_names(body["members"], kind, "sensor")
+            if "members" in given:
+                members = self._member_names(body.members or [], kind, "sensor")
                 conn.execute(sa.delete(sensor_member).where(
                     sensor_member.c.composite_id == row.id))
                 self._set_members(conn, t, row.id, members, "sensor")
@@ -313,8 +297,7 @@ class SosStore:
                 conn.execute(sa.delete(sensor_member).where(
                     sensor_member.c.composite_id == row.id))
             # Outputs only grow: observations may already exist for the ones declared.
-            self._add_outputs(conn, t, row.id, self._outputs(body.get("outputs"), "sensor"),
-                              "sensor")
+            self._add_outputs(conn, t, row.id, body.outputs or [], "sensor")
             conn.execute(sa.update(sensor).where(sensor.c.id == row.id).values(**values))
         return {"code": 200, "message": f"sensor {name!r} updated"}
 
@@ -438,34 +421,30 @@ class SosStore:
             prop = known[name] = self._insert_property(conn, t, name, ptype)
         return prop
 
-    def create_property(self, t: Tenant, body: Any, field: str = "observedProperty"
+    def create_property(self, t: Tenant, body: PropertyIn, field: str = "observedProperty"
                         ) -> dict[str, Any]:
-        body = v.obj(body, field)
-        name = v.property_name(body.get("name"), f"{field}.name")
-        ptype = v.choice(body.get("type"), f"{field}.type", v.PROPERTY_TYPES, "quantity")
+        name = body.name
         with self.db.write() as conn:
             if self._property(conn, t, name) is not None:
                 raise APIError(409, f"observed property {name!r} already exists",
                                field=f"{field}.name")
-            self._insert_property(conn, t, name, ptype,
-                                  v.unit(body.get("unit"), f"{field}.unit"),
-                                  v.text(body.get("description"), f"{field}.description"))
+            self._insert_property(conn, t, name, body.type, body.unit, body.description)
         return {"code": 201, "message": f"observed property {name!r} created", "name": name}
 
-    def update_property(self, t: Tenant, name: str, body: Any) -> dict[str, Any]:
+    def update_property(self, t: Tenant, name: str, body: PropertyUpdate) -> dict[str, Any]:
         v.name(name, "name")
-        body = v.obj(body, "observedProperty")
+        given = body.given()
         with self.db.write() as conn:
             prop = self._property(conn, t, name)
             if prop is None:
                 raise not_found(f"observed property {name!r}")
             values: dict[str, Any] = {}
-            for key, check in (("unit", v.unit), ("description", v.text)):
-                if key in body:
-                    values[key] = check(body[key], f"observedProperty.{key}")
-            if "type" in body:
-                ptype = v.choice(body["type"], "observedProperty.type", v.PROPERTY_TYPES,
-                                 prop.type)
+            if "unit" in given:
+                values["unit"] = body.unit or ""
+            if "description" in given:
+                values["description"] = body.description or ""
+            if body.type is not None:
+                ptype = body.type
                 if ptype != prop.type and self._has_values(conn, prop.id):
                     raise APIError(409, f"observed property {name!r} has observations; "
                                         "its type cannot change", field="observedProperty.type")

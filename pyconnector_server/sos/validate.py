@@ -125,28 +125,6 @@ def json_value(value: Any, field: str, max_depth: int = JSON_MAX_DEPTH,
     return value
 
 
-def location(value: Any, field: str) -> dict[str, float] | None:
-    """``{"lat": .., "lon": ..[, "alt": ..]}`` in degrees (and metres)."""
-    if value is None:
-        return None
-    loc = obj(value, field)
-    out: dict[str, float] = {}
-    for key, lo, hi in (("lat", -90, 90), ("lon", -180, 180), ("alt", -1e6, 1e6)):
-        v = loc.get(key)
-        if v is None:
-            if key == "alt":
-                continue
-            raise bad_request(f"{field}.{key}: required", f"{field}.{key}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-            raise bad_request(f"{field}.{key}: expected a number in [{lo}, {hi}]",
-                              f"{field}.{key}")
-        out[key] = float(v)
-    unknown = set(loc) - {"lat", "lon", "alt"}
-    if unknown:
-        raise bad_request(f"{field}: unknown key {sorted(unknown)[0]!r}", field)
-    return out
-
-
 def time_ms(value: Any, field: str) -> int:
     if value is None:
         raise bad_request(f"{field}: required", field)

@@ -14,6 +14,7 @@ from pyconnector_server.db import Database
 from pyconnector_server.errors import APIError
 from pyconnector_server.settings import Settings
 from pyconnector_server.sos import SosStore
+from pyconnector_server.sos.bodies import FeatureIn, FeatureUpdate, PropertyUpdate, SensorIn
 from pyconnector_server.sos.ingest import insert_observations
 from pyconnector_server.sos.params import Filter, ObservationQuery, decode_cursor
 from pyconnector_server.sos.query import run, to_tcup_json
@@ -30,11 +31,11 @@ def store(db_url: str, tmp_path: Path) -> Iterator[tuple[SosStore, Tenant]]:
 
 
 def _setup(s: SosStore, t: Tenant, sensors: tuple[str, ...] = ("s1",)) -> None:
-    s.create_feature(t, {"name": "f1"})
+    s.create_feature(t, FeatureIn.model_validate({"name": "f1"}))
     for name in sensors:
-        s.create_sensor(t, {"name": name, "feature": "f1", "outputs": [
+        s.create_sensor(t, SensorIn.model_validate({"name": name, "feature": "f1", "outputs": [
             {"name": "temp", "type": "quantity"}, {"name": "n", "type": "count"},
-            {"name": "status", "type": "text"}]})
+            {"name": "status", "type": "text"}]}))
 
 
 def _insert(s: SosStore, t: Tenant, sensor: str, records: list[tuple[int, dict]]) -> dict:
@@ -181,14 +182,14 @@ def test_delete_sensor_takes_its_observations(store) -> None:
     _setup(s, t)
     _insert(s, t, "s1", [(1000, {"temp": 1.0})])
     s.delete_sensor(t, "s1")
-    assert s.create_sensor(t, {"name": "s1", "feature": "f1"})["code"] == 201
+    assert s.create_sensor(t, SensorIn(name="s1", feature="f1"))["code"] == 201
     assert _frame(s, t, sensors=["s1"]).num_rows == 0
 
 
 def test_feature_delete_refuses_then_cascades(store) -> None:
     s, t = store
     _setup(s, t)
-    s.create_feature(t, {"name": "child", "parent": "f1"})
+    s.create_feature(t, FeatureIn.model_validate({"name": "child", "parent": "f1"}))
     with pytest.raises(APIError) as err:
         s.delete_feature(t, "f1")
     assert err.value.status == 409
@@ -199,25 +200,25 @@ def test_feature_delete_refuses_then_cascades(store) -> None:
 
 def test_feature_parent_cannot_make_a_cycle(store) -> None:
     s, t = store
-    s.create_feature(t, {"name": "a"})
-    s.create_feature(t, {"name": "b", "parent": "a"})
-    s.create_feature(t, {"name": "c", "parent": "b"})
+    s.create_feature(t, FeatureIn.model_validate({"name": "a"}))
+    s.create_feature(t, FeatureIn.model_validate({"name": "b", "parent": "a"}))
+    s.create_feature(t, FeatureIn.model_validate({"name": "c", "parent": "b"}))
     with pytest.raises(APIError) as err:
-        s.update_feature(t, "a", {"parent": "c"})
+        s.update_feature(t, "a", FeatureUpdate.model_validate({"parent": "c"}))
     assert err.value.status == 400
     assert s.get_feature(t, "a")["parent"] is None
-    s.update_feature(t, "c", {"parent": None})
+    s.update_feature(t, "c", FeatureUpdate.model_validate({"parent": None}))
     assert s.get_feature(t, "c")["parent"] is None
 
 
 def test_composite_sensor_keeps_its_members(store) -> None:
     s, t = store
     _setup(s, t, ("thermo", "hygro"))
-    s.create_sensor(t, {"name": "station", "feature": "f1", "type": "composite",
-                        "members": ["thermo", "hygro"]})
+    s.create_sensor(t, SensorIn(name="station", feature="f1", type="composite",
+                                members=["thermo", "hygro"]))
     assert s.get_sensor(t, "station")["members"] == ["hygro", "thermo"]
     with pytest.raises(APIError):
-        s.create_sensor(t, {"name": "x", "feature": "f1", "members": ["thermo"]})
+        s.create_sensor(t, SensorIn(name="x", feature="f1", members=["thermo"]))
 
 
 def test_property_type_is_fixed_once_it_has_values(store) -> None:
@@ -225,10 +226,10 @@ def test_property_type_is_fixed_once_it_has_values(store) -> None:
     _setup(s, t)
     _insert(s, t, "s1", [(1000, {"temp": 1.0})])
     with pytest.raises(APIError) as err:
-        s.update_property(t, "temp", {"type": "text"})
+        s.update_property(t, "temp", PropertyUpdate.model_validate({"type": "text"}))
     assert err.value.status == 409
     with pytest.raises(APIError) as err:
         s.delete_property(t, "temp")
     assert err.value.status == 409
-    s.update_property(t, "status", {"type": "count", "unit": "n"})
+    s.update_property(t, "status", PropertyUpdate.model_validate({"type": "count", "unit": "n"}))
     assert s.get_property(t, "status")["type"] == "count"
