@@ -1,11 +1,11 @@
 """What the fuzzer needs beyond the platform's published OpenAPI document.
 
-The routes read their JSON bodies (and the catalog its search terms) from the raw request,
-so ``/openapi.json`` describes no request body and few catalog parameters: a fuzzer given
-only the document would never send a body. :func:`enrich` adds loose JSON Schemas for
-them (types, not limits: the limits are what is being tested), and steers names and
-file URIs partly towards things that exist, so updates and deletes reach the store.
-:func:`seed` makes those things on a platform. Shared by ``tests/fuzz/test_fuzz.py`` and
+The document describes every request body with its limits (lengths, patterns, enums), so
+a fuzzer given only it would send mostly well-formed bodies. :func:`enrich` swaps in loose
+JSON Schemas for them (types, not limits: the limits are what is being tested) and for
+the catalog's search terms (read from the raw query), and steers names and file URIs
+partly towards things that exist, so updates and deletes reach the store. :func:`seed`
+makes those things on a platform. Shared by ``tests/fuzz/test_fuzz.py`` and
 ``benchmarks/security_probes.py``.
 """
 
@@ -134,10 +134,6 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
     for (method, path), schema in _bodies(s).items():
         paths[path][method]["requestBody"] = {
             "required": True, "content": {"application/json": {"schema": schema}}}
-    paths[f"{DLS}/file"]["post"]["requestBody"] = {"required": True, "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
-    paths[f"{SOS}/observations/csv"]["post"]["requestBody"] = {"required": True, "content": {
-        "text/csv": {"schema": {"type": "string"}}}}
     paths[f"{DLS}/catalog"]["get"]["parameters"] = [
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in CATALOG_PARAMS]

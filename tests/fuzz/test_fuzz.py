@@ -1,12 +1,15 @@
-"""Schemathesis over ``/openapi.json`` on both stores: no request may answer 5xx.
+"""Schemathesis over ``/openapi.json`` on both stores: no request may answer 5xx, and
+every answer is one the document describes.
 
 A real platform process per store; every operation of the document (one test item each),
 as a tenant admin and a Data Lake user, with the bodies and search terms of
 :mod:`fuzz_spec`. Bounded by hypothesis settings: ``EXAMPLES`` generated cases per
 operation plus schemathesis's examples and coverage cases, no shrinking, no example
-database; about a minute per store. The only check is ``not_a_server_error``: other
-checks flag documented behaviour (SOS answers 200 with the status in the body, 404 for
-other tenants' data). ``benchmarks/security_probes.py`` runs the same with a larger budget.
+database; about a minute per store. The checks: ``not_a_server_error``;
+``status_code_conformance`` (every status answered is documented for its operation: no
+"400 that the document calls 422"); ``response_schema_conformance`` (every JSON answer
+matches its documented schema, so the answer models cannot drift from what the routes
+return). ``benchmarks/security_probes.py`` runs the same with a larger budget.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import schemathesis
 from conftest import Server, start_server
 from fuzz_spec import enrich, seed, targets
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from pyconnector_server.app import create_app
 from pyconnector_server.settings import Settings
@@ -68,4 +75,5 @@ def fuzz_platform(request: pytest.FixtureRequest,
 def test_no_operation_answers_5xx(case: Any, fuzz_platform: Platform) -> None:
     response = case.call(base_url=fuzz_platform.server.url, headers=fuzz_platform.headers,
                          timeout=60)
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
+                                            response_schema_conformance])
