@@ -118,7 +118,7 @@ class UserDetails(_Answer):
 
 
 class Storage(_Answer):
-    type: str = Field(description="FILE, S3 or MEMORY")
+    type: str = Field(description="LOCAL, S3 or MEMORY: where the blobs are")
     used_bytes: int = Field(alias="used-bytes")
     quota_bytes: int | None = Field(alias="quota-bytes", description="null: unlimited")
     file_count: int = Field(alias="file-count")
