@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,6 +13,7 @@ from .http import HTTPCore
 
 if TYPE_CHECKING:  # the service modules load pandas: imported when first asked for
     from .datalake import Datalake
+    from .mqtt import MQTTPublisher, MQTTSubscriber, MQTTUtils
     from .sos import SensorObservation
 
 
@@ -64,3 +65,38 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
         from .datalake import Datalake
 
         return Datalake(self.http, dlsKey)
+
+    def mqttUtils(self) -> MQTTUtils:  # noqa: N802 - TCUP guide naming
+        """Builds observation JSON for MQTT: ``mqtt.payload(sensor, outputs, feature)``; the
+        payload built last is what this connector's ``mqttPublish(...).main()`` sends."""
+        from .mqtt import MQTTUtils, last_payload
+
+        return MQTTUtils(last_payload(self))
+
+    def mqttSubscribe(self, host: str, port: int, username: str | None = None,  # noqa: N802
+                      password: str | None = None, exchange: str = "amq.topic",
+                      certfile: str | os.PathLike[str] | None = None,
+                      **options: Any) -> MQTTSubscriber:
+        """A subscriber to an MQTT gateway: ``exchange`` is the exchange the gateway puts
+        MQTT messages on (RabbitMQ: ``amq.topic``), ``certfile`` a CA file (TLS; ``None``:
+        plain TCP). Options: ``topic`` (filters with ``+``/``#``; default
+        ``sos/observations``), ``qos``, ``client_id``, ``timeout``, ``keepalive``.
+        ``sub.main(callback)`` subscribes and returns (docs/mqtt.md)."""
+        from .mqtt import MQTTSubscriber
+
+        options.setdefault("timeout", self.config.timeout)
+        return MQTTSubscriber(host, port, username, password, exchange, certfile, **options)
+
+    def mqttPublish(self, host: str, port: int, username: str | None = None,  # noqa: N802
+                    password: str | None = None, exchange: str = "amq.topic",
+                    certfile: str | os.PathLike[str] | None = None,
+                    **options: Any) -> MQTTPublisher:
+        """A publisher to an MQTT gateway, the arguments as :meth:`mqttSubscribe`'s
+        (options: ``topic``, default ``sos/observations``; ``qos``, default 1; ``retain``,
+        ``client_id``, ``timeout``, ``keepalive``). ``pub.main()`` publishes the payload
+        this connector's ``mqttUtils().payload(...)`` built last (docs/mqtt.md)."""
+        from .mqtt import MQTTPublisher, last_payload
+
+        options.setdefault("timeout", self.config.timeout)
+        return MQTTPublisher(host, port, username, password, exchange, certfile,
+                             last_payload=last_payload(self), **options)
