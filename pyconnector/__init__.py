@@ -25,10 +25,11 @@ from .errors import (  # noqa: E402
     TimeoutError,
     TransportError,
 )
+from .mqtt import MQTTPublisher, MQTTRefusedError, MQTTSubscriber, MQTTUtils  # noqa: E402
 
 __all__ = [
     "__version__", "connectors", "PyConnectorError", "ConfigError", "TransportError",
     "ConnectError", "TimeoutError", "APIError", "BadRequestError", "AuthenticationError",
     "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError", "ServerError",
-    "DataError",
+    "DataError", "MQTTRefusedError", "MQTTUtils", "MQTTSubscriber", "MQTTPublisher",
 ]

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -445,3 +446,12 @@ def test_credentials_are_checked(conn: pyconnector.connectors, password_broker: 
         bad.main({"x": 1})
     assert caught.value.code in (4, 5)
     assert not bad.connected
+
+
+def test_paho_loads_on_the_first_connection_only() -> None:
+    code = ("import sys, pyconnector; c = pyconnector.connectors(api_key='k', URL='http://x');"
+            "c.mqttUtils().payload('s1', {'a': 1}); c.mqttPublish('127.0.0.1', 1883);"
+            "print('paho' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"
