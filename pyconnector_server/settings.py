@@ -130,6 +130,9 @@ class Settings:
                           "emptied at exit; for tests).")
     s3_endpoint_url: str = _setting("", "Endpoint of an S3-compatible service (MinIO, Ceph…) "
                                     "for s3:// blobs; empty for AWS.")
+    broker: str = _setting("memory://", "Message broker for routing: memory:// (the embedded "
+                           "in-process router; messages live in this process only) or "
+                           "amqp://user:password@host:5672/vhost (RabbitMQ; amqps:// for TLS).")
     dls_quota_bytes: int = _setting(0, "Data lake storage quota of each tenant in bytes (0: "
                                     "unlimited); `pyconnector dlsquota set` overrides it per "
                                     "tenant.", minimum=0)

@@ -1,7 +1,9 @@
 """Backends by URL scheme: one small registry per pluggable concern.
 
-A concern (blob store now; message broker and task executor next) makes one
-:class:`Registry` and each implementation registers itself under its scheme::
+A concern makes one :class:`Registry` and each implementation registers itself under its
+scheme. The registries: ``blob_stores`` (``backends/blobs``: ``file://``, ``s3://``,
+``memory://``), ``brokers`` (``backends/broker``: ``memory://``, ``amqp://``,
+``amqps://``); the task executor is next::
 
     blob_stores: Registry[BlobStore] = Registry("blob store")
 
