@@ -516,11 +516,14 @@ class MQTTSubscriber(_MQTTClient):
                 raise errors.TimeoutError(f"no SUBACK from MQTT broker {self.where} within "
                                           f"{self.timeout:g} s for {self.topics}")
             codes = self._subacks.pop(mid)
-        refused = [t for t, c in zip(self.topics, codes) if c.is_failure]
+        refused = [(t, c) for t, c in zip(self.topics, codes) if c.is_failure]
         if refused:
             self.disconnect()
-            raise MQTTRefusedError(f"MQTT broker {self.where} refused the subscription to "
-                                   f"{refused} (not authorised?)", 0x80, "Unspecified error")
+            code = refused[0][1]
+            raise MQTTRefusedError(
+                f"MQTT broker {self.where} refused the subscription to "
+                f"{[t for t, _ in refused]}: {code.getName()} (SUBACK code {code.value:#04x}); "
+                "is the user allowed to read those topics?", code.value, code.getName())
         return self
 
     def wait(self, n: int = 1, timeout: float | None = None) -> int:

@@ -340,40 +340,67 @@ class Mosquitto:
     ca_file: Path
 
 
-def start_mosquitto(folder: Path, config: str) -> Iterator[int]:
-    """Run ``mosquitto`` with ``config`` (plus a listener on a free port) until the end."""
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                        if Path("/usr/sbin/mosquitto").exists() else None)
-    if exe is None:
-        unavailable("the mosquitto program is not installed")
-    port = free_port()
-    conf = folder / "mosquitto.conf"
-    # `user root`: as root, mosquitto otherwise drops to a user that cannot read tmp_path.
-    conf.write_text(f"listener {port} {HOST}\npersistence false\nlog_dest stderr\n"
-                    f"{'user root' if os.geteuid() == 0 else ''}\n{config}", encoding="utf-8")
-    log = (folder / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+class PrivateMosquitto:
+    """A ``mosquitto`` process with ``config`` plus a listener on a free port; it can be
+    killed and started again on the same port."""
 
-    def listening() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"mosquitto exited: {(folder / 'mosquitto.log').read_text()}")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return True
-        except OSError:
-            return False
+    def __init__(self, folder: Path, config: str) -> None:
+        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                            if Path("/usr/sbin/mosquitto").exists() else None)
+        if exe is None:
+            unavailable("the mosquitto program is not installed")
+        self.exe, self.folder, self.port = exe, folder, free_port()
+        self.conf = folder / "mosquitto.conf"
+        # `user root`: as root, mosquitto otherwise drops to a user that cannot read tmp_path.
+        self.conf.write_text(
+            f"listener {self.port} {HOST}\npersistence false\nlog_dest stderr\n"
+            f"{'user root' if os.geteuid() == 0 else ''}\n{config}", encoding="utf-8")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
 
-    try:
+    def start(self) -> None:
+        log = self.folder / "mosquitto.log"
+        with log.open("ab") as out:
+            self.proc = proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=out,
+                                                stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"mosquitto exited: {log.read_text(errors='replace')}")
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
         wait_for("the private mosquitto to listen", listening)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        log.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+def private_broker(tmp_path: Path) -> Iterator[Callable[[str], PrivateMosquitto]]:
+    """Factory: ``private_broker(config)`` → a running :class:`PrivateMosquitto`."""
+    started: list[PrivateMosquitto] = []
+
+    def start(config: str) -> PrivateMosquitto:
+        folder = tmp_path / f"mosquitto{len(started)}"
+        folder.mkdir()
+        started.append(PrivateMosquitto(folder, config))
+        return started[-1]
+
+    yield start
+    for broker in started:
+        broker.kill()
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path,
+               private_broker: Callable[[str], PrivateMosquitto]) -> Mosquitto:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server = ca.issue_cert(HOST, "localhost")
@@ -383,8 +410,7 @@ def tls_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     server.private_key_pem.write_to_path(str(tmp_path / "server.key"))
     config = (f"allow_anonymous true\ncafile {ca_file}\ncertfile {tmp_path / 'server.crt'}\n"
               f"keyfile {tmp_path / 'server.key'}\n")
-    for port in start_mosquitto(tmp_path, config):
-        yield Mosquitto(port, ca_file)
+    return Mosquitto(private_broker(config).port, ca_file)
 
 
 def test_tls_with_a_ca_file(conn: pyconnector.connectors, tls_broker: Mosquitto,
@@ -423,7 +449,7 @@ def test_plain_tcp_to_a_tls_port_says_so(conn: pyconnector.connectors,
 
 
 @pytest.fixture
-def password_broker(tmp_path: Path) -> Iterator[int]:
+def password_broker(tmp_path: Path, private_broker: Callable[[str], PrivateMosquitto]) -> int:
     passwd = shutil.which("mosquitto_passwd")
     if passwd is None:
         unavailable("mosquitto_passwd is not installed")
@@ -432,7 +458,7 @@ def password_broker(tmp_path: Path) -> Iterator[int]:
     subprocess.run([passwd, "-b", str(tmp_path / "passwords"), "user1", SEED_PASSWORD],
                    check=True, capture_output=True, timeout=30)
     config = f"allow_anonymous false\npassword_file {tmp_path / 'passwords'}\n"
-    yield from start_mosquitto(tmp_path, config)
+    return private_broker(config).port
 
 
 def test_credentials_are_checked(conn: pyconnector.connectors, password_broker: int,
@@ -455,3 +481,26 @@ def test_paho_loads_on_the_first_connection_only() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_a_subscriber_resumes_after_a_broker_restart(
+        conn: pyconnector.connectors, private_broker: Callable[[str], PrivateMosquitto],
+        closing: Callable[[Any], Any], topic: str) -> None:
+    broker = private_broker("allow_anonymous true\n")
+    got: list[Any] = []
+    sub = closing(conn.mqttSubscribe(HOST, broker.port, topic=topic))
+    sub.main(got.append)
+    broker.kill()
+    wait_for("the subscriber to see the broker go", lambda: not sub.connected)
+    broker.start()
+
+    def a_probe_arrives() -> bool:
+        # The subscription is renewed asynchronously after paho reconnects: probe until a
+        # message published after the restart reaches the callback.
+        if sub.connected and not got:
+            with conn.mqttPublish(HOST, broker.port, topic=topic) as pub:
+                pub.main({"after": "restart"})
+        return bool(got)
+
+    wait_for("a message after the restart", a_probe_arrives, timeout=30)
+    assert got[0] == {"after": "restart"}
