@@ -49,7 +49,7 @@ DEFAULT_EXCHANGE: Final = "amq.topic"
 MAX_TOPIC_BYTES: Final = 255
 MAX_EXCHANGE_BYTES: Final = 255
 MAX_TOPICS: Final = 64                      # topic filters per subscriber
-MAX_PAYLOAD_BYTES: Final = 16 * 1024 * 1024  # RabbitMQ's MQTT default packet limit
+MAX_PAYLOAD_BYTES: Final = 16 * 1024 * 1024  # as the platform's default max_body_bytes
 MAX_CLIENT_ID_CHARS: Final = 128
 MAX_CREDENTIAL_BYTES: Final = 65535         # an MQTT string's length prefix
 MAX_TIMEOUT_S: Final = 3600.0
@@ -369,6 +369,7 @@ class _MQTTClient:
 
     def _tls_context(self) -> _TLSContext:
         ctx = _TLSContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and host name
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             ctx.load_verify_locations(cafile=self.certfile)
         except (ssl.SSLError, ValueError) as exc:

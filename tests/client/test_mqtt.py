@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,7 +29,13 @@ import pytest
 import pyconnector
 from pyconnector.mqtt import (
     DEFAULT_TOPIC,
+    MAX_CLIENT_ID_CHARS,
+    MAX_CREDENTIAL_BYTES,
+    MAX_EXCHANGE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_TIMEOUT_S,
     MAX_TOPIC_BYTES,
+    MAX_TOPICS,
     MQTTPublisher,
     MQTTRefusedError,
     MQTTSubscriber,
@@ -37,6 +44,7 @@ from pyconnector.mqtt import (
 )
 from tests.conftest import need_service, unavailable, wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 HOST, PORT = "127.0.0.1", 1883
 SEED_USER, SEED_PASSWORD = "user1@tcup:user1", "user1"  # the guide's credentials
 
@@ -504,3 +512,16 @@ def test_a_subscriber_resumes_after_a_broker_restart(
 
     wait_for("a message after the restart", a_probe_arrives, timeout=30)
     assert got[0] == {"after": "restart"}
+
+
+def test_the_docs_state_the_limits_the_code_enforces() -> None:
+    doc = (ROOT / "docs" / "mqtt.md").read_text(encoding="utf-8")
+    limits = dict(re.findall(r"^\| (.+?) \| (.+?) \|$", doc.split("### Limits")[1], re.M))
+    assert limits["A topic or topic filter"].startswith(f"{MAX_TOPIC_BYTES} bytes")
+    assert limits["`exchange`"] == f"{MAX_EXCHANGE_BYTES} bytes"
+    assert limits["Topic filters per subscriber"] == str(MAX_TOPICS)
+    assert f"({MAX_PAYLOAD_BYTES:,} bytes)" in limits["A payload"]
+    assert limits["`client_id`"] == f"{MAX_CLIENT_ID_CHARS} characters"
+    assert limits["`username`, `password`"].startswith(f"{MAX_CREDENTIAL_BYTES:,} bytes")
+    assert limits["`timeout`"] == f"up to {MAX_TIMEOUT_S:,.0f} s"
+    assert f"Default for both: `{DEFAULT_TOPIC}`" in doc
