@@ -265,6 +265,7 @@ class _MQTTClient:
         self.timeout = _check_number("timeout", timeout, 0.001, MAX_TIMEOUT_S)
         self.keepalive = _check_int("keepalive", keepalive, 5, 65535)
         self._client: paho.Client | None = None
+        self._connecting = threading.Lock()  # one connection, whichever thread asks first
         self._state = threading.Condition()
         self._connack: ReasonCode | None = None
         self._closed_early: str | None = None
@@ -319,8 +320,12 @@ class _MQTTClient:
         """Connect (TLS when ``certfile`` is given) and wait for the broker's CONNACK;
         returns at once if connected. Raises ``ConnectError`` (refused, TLS, closed),
         ``TimeoutError`` or :class:`MQTTRefusedError` (bad credentials)."""
-        if self._client is not None:
-            return self
+        with self._connecting:
+            if self._client is None:
+                self._client = self._open()
+        return self
+
+    def _open(self) -> paho.Client:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -340,7 +345,7 @@ class _MQTTClient:
             self._connack, self._closed_early = None, None
         try:
             client.connect(self.host, self.port, keepalive=self.keepalive)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: e.g. a host name IDNA refuses
             if tls is not None and tls.last is not None:
                 tls.last.close()
             _release(client)
@@ -364,8 +369,7 @@ class _MQTTClient:
                                           f"before accepting it ({closed}){hint}")
             raise errors.TimeoutError(f"no CONNACK from MQTT broker {self.where} within "
                                       f"{self.timeout:g} s")
-        self._client = client
-        return self
+        return client
 
     def _tls_context(self) -> _TLSContext:
         ctx = _TLSContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and host name
@@ -377,7 +381,7 @@ class _MQTTClient:
                                    f"{exc}") from exc
         return ctx
 
-    def _connect_error(self, exc: OSError) -> errors.PyConnectorError:
+    def _connect_error(self, exc: Exception) -> errors.PyConnectorError:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return errors.ConnectError(
                 f"TLS to MQTT broker {self.where} failed: its certificate does not verify "
@@ -431,6 +435,8 @@ class MQTTSubscriber(_MQTTClient):
                  certfile: str | os.PathLike[str] | None = None, *,
                  topic: str | Sequence[str] = DEFAULT_TOPIC, **options: Any) -> None:
         super().__init__(host, port, username, password, exchange, certfile, **options)
+        if not isinstance(topic, (str, list, tuple)):
+            raise _bad("topic", f"must be a topic filter or a list of them, not {topic!r}")
         topics = [topic] if isinstance(topic, str) else list(topic)
         if not topics or len(topics) > MAX_TOPICS:
             raise _bad("topic", f"give 1 to {MAX_TOPICS} topic filters, not {len(topics)}")

@@ -525,3 +525,13 @@ def test_the_docs_state_the_limits_the_code_enforces() -> None:
     assert limits["`username`, `password`"].startswith(f"{MAX_CREDENTIAL_BYTES:,} bytes")
     assert limits["`timeout`"] == f"up to {MAX_TIMEOUT_S:,.0f} s"
     assert f"Default for both: `{DEFAULT_TOPIC}`" in doc
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("broker.invalid", r"cannot resolve MQTT broker host 'broker\.invalid'"),  # RFC 2606
+    ("a..b", r"cannot connect to MQTT broker a\.\.b:1883"),  # no empty label in a name
+])
+def test_a_host_that_cannot_be_reached_is_named(conn: pyconnector.connectors, host: str,
+                                                message: str) -> None:
+    with pytest.raises(pyconnector.ConnectError, match=message):
+        conn.mqttPublish(host, 1883).main({"x": 1})
