@@ -385,8 +385,14 @@ class AmqpBroker(Broker):
         properties = Basic.Properties(delivery_mode=2, headers=headers or None)
         with amqp_errors(exchange_label(exchange)):
             try:
-                underlay = await asyncio.wait_for(channel.get_underlay_channel(),
-                                                  TIMEOUT_SECONDS)
+                connection = self._connection
+                if connection is None or channel.is_closed or \
+                        not connection.connected.is_set():
+                    # Reconnecting: wait for it, not for ever.
+                    underlay = await asyncio.wait_for(channel.get_underlay_channel(),
+                                                      TIMEOUT_SECONDS)
+                else:
+                    underlay = await channel.get_underlay_channel()
                 confirm = await underlay.basic_publish(
                     body, exchange=exchange, routing_key=routing_key, properties=properties,
                     timeout=TIMEOUT_SECONDS)

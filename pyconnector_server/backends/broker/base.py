@@ -44,6 +44,7 @@ broker moves bytes with a few headers.
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ MAX_QUEUE_LENGTH = 10_000_000
 
 T = TypeVar("T")
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 
 class BrokerNotFound(KeyError):
     """An exchange or queue that does not exist (the service answers 404)."""
@@ -99,10 +102,12 @@ def check_name(value: str, what: str, *, empty: bool = False) -> str:
         raise ValueError(f"{what} must be a string, got {type(value).__name__}")
     if not value and not empty:
         raise ValueError(f"{what} must not be empty")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+    # A character is at most 4 bytes of UTF-8: short names need no encoding to count.
+    if len(value) > MAX_NAME_BYTES // 4 and \
+            len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise ValueError(f"{what} {value[:40]!r}… is too long: at most {MAX_NAME_BYTES} bytes "
                          "of UTF-8")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{what} {value!r} contains a control character")
     return value
 
