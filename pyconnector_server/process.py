@@ -59,7 +59,7 @@ class ServerProcess:
             if m := re.search(r"listening on (http://\S+)", line):
                 url = m[1]
         if url is None:
-            proc.kill()
+            _abandon(proc)
             raise RuntimeError("the platform did not start:\n" + "".join(lines))
         while time.monotonic() < deadline:
             try:
@@ -68,12 +68,13 @@ class ServerProcess:
             except httpx.TransportError:
                 time.sleep(0.05)
         else:
-            proc.kill()
+            _abandon(proc)
             raise RuntimeError(f"the platform at {url} did not answer /health")
 
         def drain() -> None:  # a full pipe would block a chatty server: keep reading
-            for line in proc.stdout:  # type: ignore[union-attr]
-                lines.append(line)
+            with proc.stdout:  # type: ignore[union-attr]  # closed at EOF: the process ended
+                for line in proc.stdout:  # type: ignore[union-attr]
+                    lines.append(line)
 
         threading.Thread(target=drain, daemon=True).start()
         return cls(proc, url, key or "", data_dir, db, lines)
@@ -113,3 +114,11 @@ class ServerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _abandon(proc: subprocess.Popen[str]) -> None:
+    """Kill a process that failed to start, reap it and close its pipe."""
+    proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -107,11 +107,11 @@ def test_errors_are_pyconnector_errors(dls, server, tmp_path: Path) -> None:
         dls.uploadFile(src)
     with pytest.raises(pyconnector.BadRequestError, match="directory"):
         dls.uploadFile(src, directory="../up")
-    nokey = pyconnector.connectors(api_key=server.new_key(dls.tenant), URL=server.url)
-    with pytest.raises(pyconnector.ConfigError, match="no DLS key"):
-        nokey.Datalake().getRelation()
-    with pytest.raises(pyconnector.AuthenticationError) as err:
-        nokey.Datalake(dlsKey="0" * 64).getRelation()
+    with pyconnector.connectors(api_key=server.new_key(dls.tenant), URL=server.url) as nokey:
+        with pytest.raises(pyconnector.ConfigError, match="no DLS key"):
+            nokey.Datalake().getRelation()
+        with pytest.raises(pyconnector.AuthenticationError) as err:
+            nokey.Datalake(dlsKey="0" * 64).getRelation()
     assert err.value.status == 401
 
 
@@ -133,14 +133,15 @@ def test_search_explore_share_and_relations(dls, server, tmp_path: Path) -> None
     bo = dls.createUser("bo")
     assert bo["code"] == 201 and len(bo["dlsKey"]) == 64
     assert [u["user"] for u in dls.getUsers()] == ["ana", "bo"]
-    other = pyconnector.connectors(api_key=dls.http.config.api_key, URL=server.url,
-                                   dls_key=bo["dlsKey"]).Datalake()
-    assert other.searchFile()["count"] == 0
-    assert dls.shareDirectory("sites", "bo")[0]["code"] == 200
-    assert other.searchFile()["count"] == 3
-    assert dls.getShares()[0]["directory"] == "sites"
-    assert dls.revokeShare("bo", directory="sites")[0]["code"] == 200
-    assert other.searchFile()["count"] == 0
+    with pyconnector.connectors(api_key=dls.http.config.api_key, URL=server.url,
+                                dls_key=bo["dlsKey"]) as bo_conn:
+        other = bo_conn.Datalake()
+        assert other.searchFile()["count"] == 0
+        assert dls.shareDirectory("sites", "bo")[0]["code"] == 200
+        assert other.searchFile()["count"] == 3
+        assert dls.getShares()[0]["directory"] == "sites"
+        assert dls.revokeShare("bo", directory="sites")[0]["code"] == 200
+        assert other.searchFile()["count"] == 0
 
     a, b = (f"{dls.tenant}/ana/sites/{n}.csv" for n in ("pune5", "pune12"))
     assert dls.createRelation(a, b, "precedes")["code"] == 201
