@@ -9,6 +9,7 @@ a full restart of the RabbitMQ application (``stop_app``/``start_app``), which r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -141,6 +142,12 @@ async def check_both_resume(broker: AmqpBroker,
                         got = await next_body(sub, b"after")
             assert got.startswith(b"after")
             assert sub.dropped == 0
+
+            # On its new channel the consumer still learns that its queue was deleted.
+            waiting = asyncio.ensure_future(consumer.__anext__())
+            await broker.delete_queue(queue)
+            with anyio.fail_after(10), pytest.raises(BrokerNotFound, match="deleted"):
+                await waiting
     finally:
         with contextlib.suppress(BrokerNotFound):
             await broker.delete_queue(queue)

@@ -82,6 +82,12 @@ def amqp_error(exc: BaseException, subject: str = "") -> Exception | None:
         return BackendError(f"message broker refused: {text}")
     if isinstance(exc, e.AuthenticationError | e.ProbableAuthenticationError):
         return BackendError("message broker refused the credentials")
+    if isinstance(exc, e.ConnectionNotAllowed) or (
+            isinstance(exc, e.InvalidFrameError) and "Connection.Close" in str(exc)):
+        # RabbitMQ closes the handshake this way for a virtual host that does not exist
+        # or that the user may not use.
+        return BackendError("message broker refused the connection: no such virtual host, "
+                            "or the user may not use it")
     if isinstance(exc, e.AMQPConnectionError | e.ChannelClosed | e.ChannelInvalidStateError
                   | ConnectionError | OSError | asyncio.TimeoutError):
         # The message names no host: the client needs to know to wait, not our network.
@@ -397,7 +403,7 @@ class AmqpBroker(Broker):
                     body, exchange=exchange, routing_key=routing_key, properties=properties,
                     timeout=TIMEOUT_SECONDS)
             except Exception as exc:
-                if amqp_error(exc) is not None and isinstance(amqp_error(exc), BrokerNotFound):
+                if isinstance(amqp_error(exc), BrokerNotFound):
                     self._known_exchanges.discard(exchange)  # deleted by someone else
                 raise
         if not isinstance(confirm, Basic.Ack):
