@@ -3,6 +3,10 @@ aio-pika or aiormq exception, and in seconds."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+
 import anyio
 import pytest
 
@@ -68,3 +72,45 @@ async def test_a_closed_broker_refuses_work() -> None:
     await broker.close()  # idempotent
     with pytest.raises(BackendUnavailable, match="closed"):
         await broker.publish("", "q", b"x")
+
+
+async def test_a_publish_to_an_exchange_deleted_elsewhere_fails_alone() -> None:
+    # RabbitMQ closes the publishing channel for a missing exchange, discarding what other
+    # publishers sent on it after: they must not fail, nor lose their messages.
+    need_service("RabbitMQ", "127.0.0.1", 5672)
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    broker, elsewhere = open_broker(url), open_broker(url)
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    good, gone, queue = f"{prefix}.good", f"{prefix}.gone", f"{prefix}.q"
+    try:
+        await broker.declare_exchange(good, "fanout")
+        await broker.declare_exchange(gone, "fanout")
+        await broker.declare_queue(queue)
+        await broker.bind(queue, good)
+        await broker.publish(gone, "k", b"so that this broker knows it")
+        await elsewhere.delete_exchange(gone)
+        with anyio.fail_after(60):
+            results = await asyncio.gather(
+                *(broker.publish(good, "k", str(i).encode()) for i in range(50)),
+                broker.publish(gone, "k", b"x"),
+                *(broker.publish(good, "k", str(i).encode()) for i in range(50, 100)),
+                return_exceptions=True)
+        failed = [r for r in results if r is not None]
+        assert len(failed) == 1 and isinstance(failed[0], BrokerNotFound), failed
+        assert results[50] is failed[0]
+        got = []
+        async with broker.consume(queue, prefetch=200) as consumer:
+            with anyio.fail_after(10):
+                async for d in consumer:
+                    got.append(int(d.body))
+                    await d.ack()
+                    if set(got) == set(range(100)):
+                        break
+        assert set(got) == set(range(100))
+    finally:
+        with contextlib.suppress(BrokerNotFound):
+            await broker.delete_queue(queue)
+        with contextlib.suppress(BrokerNotFound):
+            await broker.delete_exchange(good)
+        await broker.close()
+        await elsewhere.close()

@@ -1,12 +1,14 @@
 """Routing on RabbitMQ through aio-pika (``amqp://user:password@host:5672/vhost``).
 
-**Connections.** One robust connection per broker, opened at first use: when RabbitMQ
-goes away it reconnects every :data:`RECONNECT_SECONDS`, and redeclares what its
-channels declared. Publishing has a channel of its own with publisher confirms; every
-consumer and subscription has its own channel too, so a slow or failing one does not
-stall the others, and each resumes by itself after a reconnect. Declaring, deleting and
-binding use a short-lived channel each: AMQP answers a missing exchange by closing the
-channel, which must not be one that others use.
+**Connections.** Two robust connections per broker, opened at first use, one for
+publishing and one for the rest (RabbitMQ's advice: a publisher that RabbitMQ slows down,
+or whose connection it closes, must not take consumers with it). When RabbitMQ goes
+away each reconnects every :data:`RECONNECT_SECONDS` and redeclares what its channels
+declared. Publishing has one channel with publisher confirms; every consumer and
+subscription has a channel of its own, so a slow or failing one does not stall the
+others, and each resumes by itself after a reconnect. Declaring, deleting and binding
+use a short-lived channel each: AMQP answers a missing exchange by closing the channel,
+which must not be one that others use.
 
 **Durability.** Exchanges and queues are durable and messages persistent, so what was
 confirmed survives a broker restart; a delivery not acknowledged when its channel went
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -53,6 +56,8 @@ from .base import (
 RECONNECT_SECONDS = 1
 #: longest an operation waits for a connection (then 503), and for a publish confirm
 TIMEOUT_SECONDS = 10
+#: pause before publishing again after the shared channel or connection failed
+RETRY_SECONDS = 0.1
 #: exchanges known to exist that publishing remembers (beyond it, it asks again)
 KNOWN_EXCHANGES = 100_000
 
@@ -271,7 +276,7 @@ class AmqpBroker(Broker):
         self.url = url
         #: shown by ``rabbitmqctl list_connections client_properties``: whose connection
         self.connection_name = f"pyconnector-{uuid.uuid4().hex[:12]}"
-        self._connection: Any = None
+        self._connections: dict[str, Any] = {}  # "consume", "publish" → connection
         self._publisher: Any = None
         self._lock = asyncio.Lock()
         self._known_exchanges: set[str] = set(PREDECLARED)
@@ -285,20 +290,22 @@ class AmqpBroker(Broker):
         _aio_pika()
         return cls(url)
 
-    async def _connect(self) -> Any:
-        """The robust connection, opened on first use, once ready (at most
+    async def _connect(self, role: str = "consume") -> Any:
+        """The robust connection for ``role`` ("consume": consumers, subscriptions and
+        declarations; "publish"), opened on first use, once ready (at most
         :data:`TIMEOUT_SECONDS`)."""
         if self._closed:
             raise BackendUnavailable("message broker unavailable: the broker was closed")
-        if self._connection is None:
+        if role not in self._connections:
             async with self._lock:
-                if self._connection is None:
+                if role not in self._connections:
                     with amqp_errors():
-                        self._connection = await _aio_pika().connect_robust(
+                        self._connections[role] = await _aio_pika().connect_robust(
                             self.url, timeout=TIMEOUT_SECONDS,
                             reconnect_interval=RECONNECT_SECONDS,
-                            client_properties={"connection_name": self.connection_name})
-        connection = self._connection
+                            client_properties={
+                                "connection_name": f"{self.connection_name} {role}"})
+        connection = self._connections[role]
         if not connection.connected.is_set():
             with amqp_errors():
                 await asyncio.wait_for(connection.ready(), TIMEOUT_SECONDS)
@@ -379,40 +386,69 @@ class AmqpBroker(Broker):
     # -- messages -------------------------------------------------------------------------------
     async def _publish(self, exchange: str, routing_key: str, body: bytes,
                        headers: dict[str, Any]) -> None:
-        if exchange not in self._known_exchanges:
-            # Publishing to a missing exchange would close the shared channel under every
-            # other publisher's message: ask on a channel of its own first.
-            async with self._admin() as ch:
-                await self._check_exchange(ch, exchange)
-            self._remember_exchange(exchange)
-        channel = await self._publishing_channel()
+        """Publish on the shared confirm channel, once the exchange is known to exist.
+
+        Publishing to a missing exchange makes RabbitMQ close the channel, failing every
+        message in flight on it, and a frame that then still reaches the closed channel
+        makes it close the whole connection. So an exchange is checked on a channel of its
+        own before its first publish; publishing has a connection of its own, so that
+        consumers and subscriptions never pay for it; and a publish that fails with the
+        shared channel or connection (an exchange deleted by another process, a broker
+        restart) is tried again for up to :data:`TIMEOUT_SECONDS` while its own exchange
+        exists. A message may then arrive twice (its confirm, not the message, was
+        lost): delivery is at least once.
+        """
         from pamqp.commands import Basic
 
+        if exchange not in self._known_exchanges:
+            await self._exchange_exists(exchange)
         properties = Basic.Properties(delivery_mode=2, headers=headers or None)
-        with amqp_errors(exchange_label(exchange)):
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while True:
             try:
-                connection = self._connection
-                if connection is None or channel.is_closed or \
-                        not connection.connected.is_set():
-                    # Reconnecting: wait for it, not for ever.
-                    underlay = await asyncio.wait_for(channel.get_underlay_channel(),
-                                                      TIMEOUT_SECONDS)
-                else:
-                    underlay = await channel.get_underlay_channel()
-                confirm = await underlay.basic_publish(
-                    body, exchange=exchange, routing_key=routing_key, properties=properties,
-                    timeout=TIMEOUT_SECONDS)
-            except Exception as exc:
-                if isinstance(amqp_error(exc), BrokerNotFound):
-                    self._known_exchanges.discard(exchange)  # deleted by someone else
-                raise
+                await self._publish_once(exchange, routing_key, body, properties)
+                return
+            except (BrokerNotFound, BackendUnavailable):
+                if "publish" not in self._connections or time.monotonic() > deadline:
+                    raise  # never connected, or for too long: tell the caller
+            await asyncio.sleep(RETRY_SECONDS)
+            if exchange:  # the default exchange always exists
+                self._known_exchanges.discard(exchange)
+                try:
+                    await self._exchange_exists(exchange)
+                except BackendUnavailable:
+                    if time.monotonic() > deadline:
+                        raise
+
+    async def _exchange_exists(self, exchange: str) -> None:
+        """:class:`BrokerNotFound` unless ``exchange`` exists (asked on its own channel)."""
+        async with self._admin() as ch:
+            await self._check_exchange(ch, exchange)
+        self._remember_exchange(exchange)
+
+    async def _publish_once(self, exchange: str, routing_key: str, body: bytes,
+                            properties: Any) -> None:
+        from pamqp.commands import Basic
+
+        channel = await self._publishing_channel()
+        with amqp_errors(exchange_label(exchange)):
+            connection = self._connections.get("publish")
+            if connection is None or channel.is_closed or not connection.connected.is_set():
+                # Reconnecting: wait for it, not for ever.
+                underlay = await asyncio.wait_for(channel.get_underlay_channel(),
+                                                  TIMEOUT_SECONDS)
+            else:
+                underlay = await channel.get_underlay_channel()
+            confirm = await underlay.basic_publish(
+                body, exchange=exchange, routing_key=routing_key, properties=properties,
+                timeout=TIMEOUT_SECONDS)
         if not isinstance(confirm, Basic.Ack):
             raise BackendUnavailable("message broker unavailable: it did not take the "
                                      "message (negative confirm); try again later")
 
     async def _publishing_channel(self) -> Any:
         if self._publisher is None:
-            connection = await self._connect()
+            connection = await self._connect("publish")
             async with self._lock:
                 if self._publisher is None:
                     with amqp_errors():
@@ -463,7 +499,7 @@ class AmqpBroker(Broker):
         self._closed = True
         for child in list(self._children):
             await child.close()
-        connection, self._connection, self._publisher = self._connection, None, None
-        if connection is not None:
+        connections, self._connections, self._publisher = self._connections, {}, None
+        for connection in connections.values():
             with contextlib.suppress(Exception):
                 await connection.close()
