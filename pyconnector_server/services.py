@@ -28,6 +28,7 @@ from .db import Database
 REGISTERED = (
     "pyconnector_server.sos.service",
     "pyconnector_server.datalake.service",
+    "pyconnector_server.routing.service",
 )
 
 Opener = Callable[[State], AbstractAsyncContextManager[None]]

@@ -84,12 +84,13 @@ def _settings(tmp_path: Path) -> Settings:
     return Settings.load({"data_dir": str(tmp_path / "data")}, environ={})
 
 
-def test_the_registry_lists_sos_and_dls_one_line_each() -> None:
-    assert len(REGISTERED) == 2
-    assert [s.name for s in registered()] == ["sos", "dls"]
+def test_the_registry_lists_each_service_in_one_line() -> None:
+    assert len(REGISTERED) == 3
+    assert [s.name for s in registered()] == ["sos", "dls", "routing"]
     dls = registered()[1]
     assert dls.commands == ("dlsuser", "dlsquota")
-    assert {r.prefix for s in registered() for r in s.routers} == {"/api/sos/v2.0", "/api/dls"}
+    assert {r.prefix for s in registered() for r in s.routers} == {
+        "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0"}
 
 
 def test_a_module_without_a_service_is_refused() -> None:

@@ -1,0 +1,109 @@
+"""What clients send Message Routing besides rules: exchanges, queues, publishes, and the
+WebSocket's frames. Typed like every body (:mod:`pyconnector_server.bodies`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, WithJsonSchema
+
+from ..bodies import Model, rule
+from ..errors import bad_request
+
+NAME_MAX = 128  # an exchange or queue name (the broker's name adds "t<tenant id>.")
+KEY_MAX = 200  # a routing key or topic (the broker allows 255 bytes)
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_KEY = re.compile(r"^[\x21-\x7e]{0,200}$")  # printable ASCII, no space
+
+
+def name(value: Any, field: str) -> str:
+    """An exchange or queue name: 1-128 letters, digits, '_', '.', ':' or '-'; not the
+    broker's own (``amq.``)."""
+    if not isinstance(value, str):
+        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+    if not _NAME.match(value):
+        raise bad_request(f"{field}: {value[:40]!r} must be 1 to {NAME_MAX} letters, digits, "
+                          "'_', '.', ':' or '-'", field)
+    if value.startswith("amq."):
+        raise bad_request(f"{field}: names starting with 'amq.' belong to the broker", field)
+    return value
+
+
+def key(value: Any, field: str) -> str:
+    """A routing key, topic or binding pattern: up to 200 printable ASCII characters, words
+    separated by '.' (in a binding, ``*`` is one word and ``#`` any number)."""
+    if not isinstance(value, str):
+        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+    if not _KEY.match(value):
+        raise bad_request(f"{field}: at most {KEY_MAX} printable ASCII characters without "
+                          "spaces", field)
+    return value
+
+
+Name = Annotated[str, rule(name), WithJsonSchema(
+    {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"})]
+Key = Annotated[str, rule(key), WithJsonSchema(
+    {"type": "string", "maxLength": KEY_MAX, "description": "Words separated by '.'"})]
+ExchangeKind = Literal["topic", "direct", "fanout"]
+
+
+class ExchangeIn(Model):
+    """A new exchange of the tenant (TCUP: ``{"exchangeName": "DemoExchange", "type":
+    "topic"}``)."""
+
+    exchangeName: Name  # noqa: N815 - TCUP's name
+    type: ExchangeKind = "topic"
+
+
+class QueueIn(Model):
+    """A new queue of the tenant; ``maxLength`` keeps at most that many messages (the
+    oldest go first)."""
+
+    name: Name
+    maxLength: int | None = Field(None, ge=1, le=1_000_000)  # noqa: N815
+
+
+class BindingIn(Model):
+    """Route what an exchange of the tenant gets with a matching topic into a queue."""
+
+    exchange: Name
+    topic: Key = "#"
+
+
+class Target(Model):
+    """Where a message goes: a queue; an exchange with a topic (routing key); or, with
+    neither, the tenant's direct exchange with its routing key, where observations enter
+    routing."""
+
+    exchange: Name | None = None
+    topic: Key | None = Field(None, description="The routing key (alias routingKey)")
+    routingKey: Key | None = None  # noqa: N815 - TCUP's name
+    queue: Name | None = None
+
+
+class PublishIn(Target):
+    """A message to publish (any JSON; observations in the SOS shape enter rules)."""
+
+    message: Any = Field(description="The message: any JSON value")
+
+
+class Frame(Model):
+    """A WebSocket frame from the client.
+
+    - ``{"action": "publish", "message": …, "exchange"/"topic"/"queue": …}``
+    - ``{"action": "subscribe", "exchange": …, "topic": "a.*"}`` or ``{"action":
+      "subscribe", "queue": …}`` (queue messages wait for an ``ack``)
+    - ``{"action": "ack", "id": <subscription>, "tag": <delivery>}``
+    - ``{"action": "unsubscribe", "id": <subscription>}``
+    """
+
+    action: Literal["publish", "subscribe", "unsubscribe", "ack", "nack"]
+    exchange: Name | None = None
+    topic: Key | None = None
+    routingKey: Key | None = None  # noqa: N815
+    queue: Name | None = None
+    message: Any = None
+    id: int | None = Field(None, ge=0)
+    tag: int | None = Field(None, ge=0)
+    ref: str | None = Field(None, max_length=64, description="Echoed in the answer")

@@ -1,0 +1,198 @@
+"""Message Routing through the platform: exchanges, queues, publishing, WebSocket sessions,
+tenant isolation, on the embedded router and on RabbitMQ."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from conftest import need_service
+from starlette.websockets import WebSocketDisconnect
+
+MR = "/MessageRouting/v2.0"
+
+
+@pytest.fixture(params=["memory", "amqp"])
+def mr(request: pytest.FixtureRequest, make_app: Any) -> Any:
+    """An app on each broker, with a second tenant (``mr.other``: its headers)."""
+    if request.param == "amqp":
+        need_service("RabbitMQ", "127.0.0.1", 5672)
+        api = make_app(broker="amqp://guest:guest@127.0.0.1:5672/")
+    else:
+        api = make_app()
+    api.other = {"x-api-key": api.new_key(f"other-{uuid.uuid4().hex[:8]}")}
+    return api
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def test_exchanges_are_created_listed_and_deleted(mr: Any) -> None:
+    ex = _name("ex")
+    r = mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex, "type": "topic"})
+    assert r.status_code == 200 and r.json()["exchangeName"] == ex, r.text
+    assert [e["exchangeName"] for e in mr.get(f"{MR}/topicExchanges").json()] == [ex]
+    r = mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    assert r.status_code == 409 and r.json()["field"] == "exchangeName"
+    assert mr.delete(f"{MR}/topicExchanges/{ex}").status_code == 200
+    assert mr.get(f"{MR}/topicExchanges").json() == []
+    r = mr.delete(f"{MR}/topicExchanges/{ex}")
+    assert r.status_code == 404 and r.json()["message"] == f"exchange {ex!r} not found"
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"exchangeName": ""}, "exchangeName", "must be 1 to 128"),
+    ({"exchangeName": "a b"}, "exchangeName", "must be 1 to 128"),
+    ({"exchangeName": "x" * 129}, "exchangeName", "must be 1 to 128"),
+    ({"exchangeName": "amq.mine"}, "exchangeName", "belong to the broker"),
+    ({"exchangeName": "ok", "type": "headers"}, "type", "must be one of"),
+    ({"exchangeName": "ok", "durable": True}, "durable", "unknown field"),
+])
+def test_a_bad_exchange_is_refused_naming_the_field(mr: Any, body: dict, field: str,
+                                                    words: str) -> None:
+    r = mr.post(f"{MR}/topicExchanges", json=body)
+    assert r.status_code == 400 and r.json()["field"] == field, r.text
+    assert words in r.json()["message"]
+    assert mr.get(f"{MR}/topicExchanges").json() == []
+
+
+def test_a_queue_bound_to_a_topic_gets_matching_messages_in_order(mr: Any) -> None:
+    ex, q = _name("ex"), _name("q")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    assert mr.post(f"{MR}/queues", json={"name": q}).status_code == 200
+    assert mr.post(f"{MR}/queues/{q}/bindings",
+                   json={"exchange": ex, "topic": "plant.*.temp"}).status_code == 200
+    for i, topic in enumerate(["plant.a.temp", "plant.a.b.temp", "plant.b.temp", "other"]):
+        r = mr.post(f"{MR}/publish", json={"exchange": ex, "topic": topic, "message": {"i": i}})
+        assert r.status_code == 200, r.text
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 2
+    r = mr.get(f"{MR}/queues/{q}/messages", params={"max": 10})
+    assert r.json() == {"count": 2, "messages": [{"i": 0}, {"i": 2}]}
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 0
+
+
+def test_a_queue_is_published_to_counted_purged_and_deleted(mr: Any) -> None:
+    q = _name("q")
+    mr.post(f"{MR}/queues", json={"name": q, "maxLength": 3})
+    for i in range(5):
+        mr.post(f"{MR}/publish", json={"queue": q, "message": i})
+    assert mr.get(f"{MR}/queues").json()[0]["messages"] == 3  # the oldest went first
+    assert mr.get(f"{MR}/queues/{q}/messages", params={"max": 1}).json()["messages"] == [2]
+    assert mr.post(f"{MR}/queues/{q}/purge").json()["message"] == "2 message(s) purged"
+    assert mr.delete(f"{MR}/queues/{q}").status_code == 200
+    assert mr.get(f"{MR}/queues/{q}").status_code == 404
+    r = mr.post(f"{MR}/publish", json={"queue": q, "message": 1})
+    assert r.status_code == 404 and r.json()["field"] == "queue"
+
+
+def test_another_tenant_sees_none_of_it(mr: Any) -> None:
+    ex, q = _name("ex"), _name("q")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    mr.post(f"{MR}/queues", json={"name": q})
+    other = mr.other
+    assert mr.get(f"{MR}/topicExchanges", headers=other).json() == []
+    assert mr.get(f"{MR}/queues", headers=other).json() == []
+    for method, path, body in (
+            ("DELETE", f"/topicExchanges/{ex}", None), ("GET", f"/queues/{q}", None),
+            ("DELETE", f"/queues/{q}", None), ("POST", f"/queues/{q}/purge", None),
+            ("GET", f"/queues/{q}/messages", None),
+            ("POST", f"/queues/{q}/bindings", {"exchange": ex}),
+            ("POST", "/publish", {"exchange": ex, "topic": "t", "message": 1}),
+            ("POST", "/publish", {"queue": q, "message": 1})):
+        r = mr.client.request(method, f"{MR}{path}", json=body, headers=other)
+        assert r.status_code == 404, (method, path, r.text)
+    # The same names are free for the other tenant, and stay apart.
+    r = mr.post(f"{MR}/queues", json={"name": q}, headers=other)
+    assert r.status_code == 200
+    mr.post(f"{MR}/publish", json={"queue": q, "message": "mine"})
+    assert mr.get(f"{MR}/queues/{q}", headers=other).json()["messages"] == 0
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 1
+    assert mr.get(f"{MR}/routingKey").json() != mr.get(f"{MR}/routingKey",
+                                                      headers=other).json()
+
+
+def test_a_websocket_subscriber_gets_every_matching_message_in_order(mr: Any) -> None:
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({"action": "subscribe", "exchange": ex, "topic": "a.#", "ref": "s1"})
+        assert ws.receive_json() == {"type": "subscribed", "id": 0, "ref": "s1"}
+        for i in range(50):
+            topic = "a.x" if i % 2 else "b.x"
+            mr.post(f"{MR}/publish", json={"exchange": ex, "topic": topic, "message": i})
+        got = [ws.receive_json() for _ in range(25)]
+        assert [m["message"] for m in got] == list(range(1, 50, 2))
+        assert {m["topic"] for m in got} == {"a.x"} and got[0]["dropped"] == 0
+
+
+def test_a_websocket_publishes_and_survives_bad_frames(mr: Any) -> None:
+    q = _name("q")
+    mr.post(f"{MR}/queues", json={"name": q})
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        for frame, field in (("{not json", None), ('"a string"', "frame"),
+                             ('{"action": "fly"}', "frame.action"),
+                             ('{"action": "publish", "queue": "nope", "message": 1}', "queue"),
+                             ('{"action": "ack", "id": 7, "tag": 1}', "frame.tag")):
+            ws.send_text(frame)
+            error = ws.receive_json()
+            assert error["type"] == "error" and error.get("field") == field, (frame, error)
+        ws.send_json({"action": "publish", "queue": q, "message": {"ok": 1}, "ref": "p"})
+        assert ws.receive_json() == {"type": "ok", "action": "publish", "ref": "p"}
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 1
+
+
+def test_queue_messages_wait_for_their_ack(mr: Any) -> None:
+    q = _name("q")
+    mr.post(f"{MR}/queues", json={"name": q})
+    for i in range(3):
+        mr.post(f"{MR}/publish", json={"queue": q, "message": i})
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({"action": "subscribe", "queue": q})
+        assert ws.receive_json()["type"] == "subscribed"
+        got = [ws.receive_json() for _ in range(3)]
+        assert [(m["message"], m["tag"]) for m in got] == [(0, 1), (1, 2), (2, 3)]
+        ws.send_json({"action": "ack", "id": 0, "tag": 1})
+        assert ws.receive_json() == {"type": "ok", "action": "ack", "ref": None}
+    # Two were not acknowledged when the connection ended: they are in the queue again.
+    r = mr.get(f"{MR}/queues/{q}/messages", params={"max": 10})
+    assert r.json()["messages"] == [1, 2]
+
+
+def test_an_unauthenticated_websocket_is_refused(mr: Any) -> None:
+    for headers in ({}, {"x-api-key": "0" * 64}):
+        with pytest.raises(WebSocketDisconnect) as closed, \
+                mr.client.websocket_connect(f"{MR}/ws", headers=headers) as ws:
+            ws.receive_json()
+        assert closed.value.code == 1008
+        assert "API key" in closed.value.reason
+
+
+def test_publishing_by_default_reaches_the_tenants_direct_exchange(mr: Any) -> None:
+    key = mr.get(f"{MR}/routingKey").json()
+    assert key["DirectExchange"] == "Direct.Exchange"
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({"action": "subscribe", "exchange": "Direct.Exchange",
+                      "topic": key["routingKey"]})
+        assert ws.receive_json()["type"] == "subscribed"
+        mr.post(f"{MR}/publish", json={"message": {"sensor": "s1"}})
+        assert ws.receive_json()["message"] == {"sensor": "s1"}
+
+
+def test_exchanges_and_queues_outlive_a_restart(make_app: Any, tmp_path: Any) -> None:
+    from conftest import open_app
+
+    data = tmp_path / "restart"
+    with open_app(data) as api:
+        key = api.api_key
+        api.post(f"{MR}/topicExchanges", json={"exchangeName": "kept"})
+        api.post(f"{MR}/queues", json={"name": "keptq"})
+    with open_app(data) as api:  # the embedded router started empty: declared again
+        headers = {"x-api-key": key}
+        r = api.client.post(f"{MR}/queues/keptq/bindings", json={"exchange": "kept"},
+                            headers=headers)
+        assert r.status_code == 200, r.text
+        api.client.post(f"{MR}/publish", json={"exchange": "kept", "topic": "x",
+                                                "message": 1}, headers=headers)
+        assert api.client.get(f"{MR}/queues/keptq", headers=headers).json()["messages"] == 1
