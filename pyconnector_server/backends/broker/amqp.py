@@ -174,6 +174,7 @@ class _Reader:
         self._wakeup = asyncio.Event()
         self._closed = False
         self._gone: str | None = None  # why the queue went away (deleted)
+        self._closing: asyncio.Future[None] | None = None  # held so it is not collected
 
     async def _next_incoming(self) -> Any:
         while True:
@@ -196,7 +197,7 @@ class _Reader:
                 self._wakeup.set()
                 # Closing stops aio-pika from trying to restore a consumer of a queue
                 # that no longer exists.
-                asyncio.ensure_future(self._close_channel())
+                self._closing = asyncio.ensure_future(self._close_channel())
 
         async def hook(*_: Any) -> None:
             underlay = await self._channel.get_underlay_channel()

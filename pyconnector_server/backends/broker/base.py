@@ -394,7 +394,7 @@ class Broker(ABC):
         future.result(timeout)
 
     def consume(self, queue: str, prefetch: int = 100) -> Opening[Consumer]:
-        """Consume queue ``name``: ``async with broker.consume(q) as deliveries:`` (or
+        """Consume ``queue``: ``async with broker.consume(q) as deliveries:`` (or
         ``await`` it and close it yourself). At most ``prefetch`` deliveries are
         unacknowledged at a time. :class:`BrokerNotFound` if the queue is missing."""
         check_name(queue, "queue name")
