@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BeforeValidator,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
@@ -72,20 +73,20 @@ def _text(value: Any, field: str, low: int, high: int) -> str:
 def rule_name(value: Any, field: str) -> str:
     """A rule's name: 1-128 characters, no control characters (unique per tenant: the
     service checks that)."""
-    value = _text(value, field, 1, RULE_NAME_MAX)
-    if _CONTROL.search(value):
+    name = _text(value, field, 1, RULE_NAME_MAX)
+    if _CONTROL.search(name):
         raise bad_request(f"{field}: must not contain control characters", field)
-    return value
+    return name
 
 
 def description(value: Any, field: str) -> str:
     """A rule's description: at most 1024 characters, no NUL."""
     if value is None:
         return ""
-    value = _text(value, field, 0, DESCRIPTION_MAX)
-    if "\x00" in value:
+    text = _text(value, field, 0, DESCRIPTION_MAX)
+    if "\x00" in text:
         raise bad_request(f"{field}: must not contain NUL characters", field)
-    return value
+    return text
 
 
 def parallelism(value: Any, field: str) -> int:
@@ -116,10 +117,10 @@ def exchange(value: Any, field: str) -> str:
 
 def queue(value: Any, field: str) -> str:
     """A queue name: as an exchange name, never ``amq.``."""
-    value = exchange(value, field)
-    if value.startswith("amq."):
+    name = exchange(value, field)
+    if name.startswith("amq."):
         raise bad_request(f"{field}: names starting with 'amq.' belong to the broker", field)
-    return value
+    return name
 
 
 def routing_key(value: Any, field: str) -> str:
@@ -136,11 +137,11 @@ def routing_key(value: Any, field: str) -> str:
 def output_topic(value: Any, field: str) -> str:
     """The topic a rule publishes with: a routing key without the wildcards ``*``/``#``
     (those belong to subscribers)."""
-    value = routing_key(value, field)
-    if "*" in value or "#" in value:
+    topic = routing_key(value, field)
+    if "*" in topic or "#" in topic:
         raise bad_request(f"{field}: a topic to publish to takes no '*' or '#' "
                           "(wildcards are for subscribing)", field)
-    return value
+    return topic
 
 
 def _or_empty(check: Any) -> Any:
@@ -173,7 +174,7 @@ def time_value(value: Any, field: str) -> str | int:
         parse_time(value)
     except ValueError as exc:
         raise bad_request(f"{field}: {exc}", field) from None
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def condition_value(value: Any, field: str) -> str | int | float | None:
@@ -219,6 +220,7 @@ _PATTERN_SCHEMA = {"type": "string", "minLength": 1, "maxLength": patterns.PATTE
                    "description": "An exact name; a glob (health*); or a regex (starts "
                                   "with ^ or ends with $)"}
 Pattern = Annotated[str, rule(pattern), WithJsonSchema(_PATTERN_SCHEMA)]
+_PATTERN: TypeAdapter[str] = TypeAdapter(Pattern)
 Time = Annotated[str | int, rule(time_value), WithJsonSchema(
     {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "integer"}],
      "description": "Any accepted time ('23-JUL-2013 15:30:00 IST', ISO 8601, epoch "
@@ -274,8 +276,8 @@ def _none_if_empty(value: Any) -> Any:
 def _names(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     """One pattern (errors name the value itself) or a list of them."""
     if isinstance(value, str):
-        return handler([value]) if value.strip() else []
-    return [] if value is None else handler(value)
+        return [_PATTERN.validate_python(value)] if value.strip() else []
+    return [] if value is None or value == {} else handler(value)
 
 
 class NamesParam(Model):
