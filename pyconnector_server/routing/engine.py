@@ -17,7 +17,6 @@ item: what it cannot read does not match.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,8 +37,8 @@ class CompiledRule:
     """The filters of one rule, ready to apply. ``buffer`` is true when it has none
     (every item passes unchanged)."""
 
-    __slots__ = ("feature", "sensor", "start", "end", "outputs", "lists", "_records",
-                 "buffer")
+    __slots__ = ("feature", "sensor", "start", "end", "timed", "outputs", "lists",
+                 "_records", "buffer")
 
     def __init__(self, feature: NameFilter | None, sensor: NameFilter | None,
                  start: int | None, end: int | None, outputs: list[Check],
@@ -48,10 +47,10 @@ class CompiledRule:
         self.sensor = sensor
         self.start = _NEVER if start is None else start
         self.end = _FOREVER if end is None else end
+        self.timed = start is not None or end is not None
         self.outputs = tuple(outputs)
         self.lists = tuple((key, tuple(checks)) for key, checks in lists)
-        timed = start is not None or end is not None
-        self._records = timed or bool(self.outputs) or bool(self.lists)
+        self._records = self.timed or bool(self.outputs) or bool(self.lists)
         self.buffer = not self._records and feature is None and sensor is None
 
     def apply(self, item: Any) -> dict[str, Any] | None:
@@ -60,16 +59,26 @@ class CompiledRule:
         passes; else a shallow copy with a new ``record`` list: ``item`` is never changed."""
         if type(item) is not dict:
             return None
-        if self.sensor is not None and not self.sensor(item.get("sensor")):
-            return None
-        if self.feature is not None and not self.feature(item.get("feature")):
-            return None
+        names = self.sensor
+        if names is not None:  # NameFilter.__call__, inlined: this runs per message
+            name = item.get("sensor")
+            hit = names.seen.get(name) if type(name) is str else False
+            if not (names.match(name) if hit is None else hit):
+                return None
+        names = self.feature
+        if names is not None:
+            name = item.get("feature")
+            hit = names.seen.get(name) if type(name) is str else False
+            if not (names.match(name) if hit is None else hit):
+                return None
         records = item.get("record")
         if type(records) is not list or not records:
             return None
         if not self._records:
             return item
         keep = self._keep
+        if len(records) == 1:  # the usual item: no new list
+            return item if keep(records[0], item) else None
         kept = [r for r in records if keep(r, item)]
         if len(kept) == len(records):
             return item
@@ -80,13 +89,33 @@ class CompiledRule:
         return out
 
     def _keep(self, record: Any, item: dict[str, Any]) -> bool:
+        """Whether one record passes the time window and every condition."""
         try:
-            if self.start != _NEVER or self.end != _FOREVER:
+            if self.timed:
                 t = record_time(record.get("starttime"))
                 if t is None or t < self.start or t >= self.end:
                     return False
-            if self.outputs and not _holds(self.outputs, record.get("output"), None):
-                return False
+            if self.outputs:
+                outputs = record.get("output")
+                for name, numeric, test in self.outputs:
+                    for entry in outputs:
+                        if entry.get("name") == name:
+                            value = entry.get("value")
+                            break
+                    else:
+                        return False
+                    if test is None:
+                        continue
+                    if numeric:
+                        kind = type(value)
+                        if kind is not int and kind is not float:
+                            value = as_number(value)
+                            if value is None:
+                                return False
+                    elif type(value) is not str:
+                        value = as_text(value)
+                    if not test(value):
+                        return False
             for key, checks in self.lists:
                 if not _holds(checks, record.get(key), item.get(key)):
                     return False
@@ -131,58 +160,54 @@ def _holds(checks: tuple[Check, ...], entries: Any, fallback: Any) -> bool:
     return True
 
 
-# -- record times: TCUP's and ISO forms read fast, the rest by parse_time -------------------
-_TCUP = re.compile(r"(\d{1,2})-([A-Za-z]{3}|\d{1,2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})"
-                   r"(?:\.(\d{1,3}))?(?: ([A-Za-z]{1,5}|[+-]\d{2}:?\d{2}))?$")
-_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?"
-                  r"([zZ]|[+-]\d{2}:?\d{2})?$")
-_DAYS: dict[str, int | None] = {}  # "date zone" -> epoch ms of that midnight, or None if bad
-_DAYS_MAX = 4096
+# -- record times ------------------------------------------------------------------------------
+# parse_time takes about 15 µs to read TCUP's form (the connector's), most of a 20 µs
+# budget per observation. Here the date, hour, minute and zone are read by parse_time
+# once per minute seen (so they are checked exactly as it checks them), the seconds and
+# milliseconds by table lookups, which also refuse what is not two or three digits.
+# Other forms go to parse_time (ISO 8601 is quick there: datetime.fromisoformat).
+_SECONDS = {f"{i:02d}": i * 1000 for i in range(60)}
+_MILLIS = {f"{i:03d}": i for i in range(1000)}
+_MINUTES: dict[str, int | None] = {}  # "dd-MMM-yyyy HH:mm" + zone -> epoch ms, None: bad
+_MINUTES_MAX = 4096
 
 
-def _midnight(key: str, text: str) -> int | None:
-    base = _DAYS.get(key, _MISSING)
+def _tcup(value: str) -> int | None | object:
+    """``dd-MMM-yyyy HH:mm:ss[.SSS][ zone]`` read fast; ``_MISSING`` for another shape."""
+    parts = value.split(" ")
+    if not 2 <= len(parts) <= 3:
+        return _MISSING
+    date, clock = parts[0], parts[1]
+    if len(date) != 11 or clock[5:6] != ":" or len(clock) not in (8, 12):
+        return _MISSING
+    second = _SECONDS.get(clock[6:8])
+    milli = _MILLIS.get(clock[9:]) if len(clock) == 12 and clock[8] == "." else 0
+    if second is None or milli is None:
+        return _MISSING
+    zone = parts[2] if len(parts) == 3 else ""
+    key = value[:17] + zone  # date and HH:mm, as the 11-character date fixes the layout
+    base = _MINUTES.get(key, _MISSING)
     if base is _MISSING:
         try:
-            base = parse_time(text)
+            base = parse_time(f"{value[:17]}:00 {zone}")
         except ValueError:
             base = None
-        if len(_DAYS) >= _DAYS_MAX:
-            _DAYS.clear()
-        _DAYS[key] = base
-    return base  # type: ignore[return-value]
+        if len(_MINUTES) >= _MINUTES_MAX:
+            _MINUTES.clear()
+        _MINUTES[key] = base
+    return None if base is None else base + second + milli  # type: ignore[operator]
 
 
 def record_time(value: Any) -> int | None:
     """A record's ``starttime`` as epoch milliseconds (``None`` if unreadable), as
-    :func:`pyconnector.times.parse_time` reads it. Parsing TCUP's form takes parse_time
-    about 15 µs; here the date and zone are parsed once per day seen, the clock time
-    is plain arithmetic."""
+    :func:`pyconnector.times.parse_time` reads it (faster for TCUP's form)."""
     kind = type(value)
     if kind is int:
         return value  # type: ignore[no-any-return]
-    if kind is str:
-        m = _TCUP.match(value)
-        if m is not None:
-            d, mon, y, hh, mm, ss, frac, zone = m.groups()
-            h, mi, s = int(hh), int(mm), int(ss)
-            if h < 24 and mi < 60 and s < 60:
-                date = f"{d}-{mon}-{y}"
-                base = _midnight(f"{date} {zone}", f"{date} 00:00:00 {zone or 'UTC'}")
-                if base is None:
-                    return None
-                ms = int(frac.ljust(3, "0")) if frac else 0
-                return base + ((h * 60 + mi) * 60 + s) * 1000 + ms
-        m = _ISO.match(value)
-        if m is not None:
-            date, hh, mm, ss, frac, zone = m.groups()
-            h, mi, s = int(hh), int(mm), int(ss)
-            if h < 24 and mi < 60 and s < 60:
-                base = _midnight(f"{date} {zone}", f"{date}T00:00:00{zone or ''}")
-                if base is None:
-                    return None
-                ms = int(frac.ljust(6, "0")) // 1000 if frac else 0
-                return base + ((h * 60 + mi) * 60 + s) * 1000 + ms
+    if kind is str and value[2:3] == "-":
+        ms = _tcup(value)
+        if ms is not _MISSING:
+            return ms  # type: ignore[return-value]
     if kind is bool:
         return None
     try:

@@ -152,24 +152,27 @@ def _distinct_starts(branches: list[Any]) -> None:
 
 
 class NameFilter:
-    """Whether a feature or sensor name matches any of a filter's names or patterns;
-    exact names are a set lookup, the answer for other names is cached."""
+    """Whether a feature or sensor name matches any of a filter's names or patterns.
+    Answers are kept in :attr:`seen` (a hot loop may look there first and call
+    :meth:`match` only for a name it lacks); exact names are a set lookup."""
 
-    __slots__ = ("_exact", "_patterns", "_cache")
+    __slots__ = ("_exact", "_patterns", "seen")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         patterns = list(patterns)
         self._exact = frozenset(p for p in patterns if kind(p) == "name")
         self._patterns = tuple(compile_pattern(p) for p in patterns if kind(p) != "name")
-        self._cache: dict[str, bool] = {}
+        self.seen: dict[str, bool] = {}
 
     def __call__(self, name: Any) -> bool:
-        hit = self._cache.get(name) if type(name) is str else False
-        if hit is not None:
-            return hit
+        hit = self.seen.get(name) if type(name) is str else False
+        return self.match(name) if hit is None else hit
+
+    def match(self, name: str) -> bool:
+        """Match ``name`` (a string) and remember the answer."""
         hit = name in self._exact or (len(name) <= NAME_MAX and any(
             match(name) for match in self._patterns))
-        if len(self._cache) >= CACHE_MAX:
-            self._cache.clear()  # a simple bound: names seen again are re-matched once
-        self._cache[name] = hit
+        if len(self.seen) >= CACHE_MAX:
+            self.seen.clear()  # a simple bound: names seen again are matched once more
+        self.seen[name] = hit
         return hit
