@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,6 +22,9 @@ from ..backends.broker.base import Broker, BrokerConflict, BrokerNotFound
 from ..deps import call
 from ..errors import APIError, not_found
 from .store import RoutingStore
+
+if TYPE_CHECKING:
+    from .channels import Channels
 
 log = logging.getLogger("pyconnector.routing")
 
@@ -55,12 +58,18 @@ class Live:
         self.store = store
         self._direct: set[int] = set()  # tenants whose direct exchange is declared
         self._lock = asyncio.Lock()
+        self.channels: Channels  # the running rules; the service sets it
 
     async def restore(self) -> None:
-        """Declare every tenant's exchanges and queues again (at start)."""
+        """Declare every tenant's exchanges, queues and bindings again (at start)."""
         for o in await call(self.store.owned):
             if o.kind == "queue":
                 await self.broker.declare_queue(physical(o.tenant_id, o.name), o.max_length)
+            elif o.kind == "binding":
+                if o.exchange == DIRECT:
+                    await self.broker.declare_exchange(physical(o.tenant_id, DIRECT), "direct")
+                await self.broker.bind(physical(o.tenant_id, o.name),
+                                       physical(o.tenant_id, o.exchange), o.topic)
             else:
                 await self.broker.declare_exchange(physical(o.tenant_id, o.name), o.kind)
 

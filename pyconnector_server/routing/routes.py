@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, WebSocket
+from fastapi import APIRouter, Depends, Path, Query, WebSocket
 from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
 from ..auth import Tenant
 from ..backends.broker.base import BrokerNotFound
 from ..bodies import json_body
+from ..checks import MAX_COUNT
 from ..deps import Auth, call, state
 from ..errors import APIError, not_found
 from ..openapi import answers, errors
 from . import stream
+from .bodies import SHARED_EXCHANGE, RuleIn, RuleUpdate, updated
 from .live import DIRECT, Live, broker_errors, physical
 from .wire import BindingIn, ExchangeIn, PublishIn, QueueIn, key, name
 
@@ -77,12 +79,28 @@ async def list_exchanges(t: Tenant = Auth, live: Live = Routing) -> Any:
     return await call(live.store.exchanges, t)
 
 
-@router.delete("/topicExchanges/{exchangeName}", summary="Delete an exchange",
-               responses=answers(Done, 200, "Deleted", 404))
+@router.delete("/topicExchanges/{exchangeName}", summary="Delete an exchange no rule uses",
+               responses=answers(Done, 200, "Deleted", 404, 409))
 async def delete_exchange(exchangeName: str, t: Tenant = Auth,  # noqa: N803 - TCUP's name
                           live: Live = Routing) -> Any:
-    await live.delete_exchange(t, name(exchangeName, "exchangeName"))
+    name(exchangeName, "exchangeName")
+    users = await call(live.store.uses_exchange, t, exchangeName)
+    if users:
+        raise APIError(409, f"exchange {exchangeName!r} is used by rule(s) "
+                       f"{', '.join(map(repr, users[:5]))}: delete or change them first")
+    await live.delete_exchange(t, exchangeName)
     return {"code": 200, "message": f"exchange {exchangeName!r} deleted"}
+
+
+@router.get("/topicExchanges/{exchangeName}/topics",
+            summary="Topics the tenant's rules publish to on an exchange",
+            responses=answers(list[str], 200, "The topics", 404))
+async def exchange_topics(exchangeName: str, t: Tenant = Auth,  # noqa: N803 - TCUP's name
+                          live: Live = Routing) -> Any:
+    await live.exchange(t, name(exchangeName, "exchangeName"), "exchangeName")
+    rules = await call(live.store.rules, t)
+    return sorted({r["output"]["Topic"] for r in rules
+                   if r["output"]["TopicExchange"] == exchangeName})
 
 
 @router.get("/routingKey", summary="The tenant's routing key on its direct exchange",
@@ -90,6 +108,108 @@ async def delete_exchange(exchangeName: str, t: Tenant = Auth,  # noqa: N803 - T
 async def routing_key(t: Tenant = Auth, live: Live = Routing) -> Any:
     await live.direct(t)
     return {"routingKey": await call(live.store.routing_key, t), "DirectExchange": DIRECT}
+
+
+# -- rules ----------------------------------------------------------------------------------
+RuleId = Path(ge=1, le=MAX_COUNT, description="The rule's RuleID")
+
+
+class Rule(BaseModel):
+    """A rule: its TCUP JSON and what the platform adds."""
+
+    RuleID: int  # noqa: N815 - TCUP's names
+    RuleName: str  # noqa: N815
+    RuleDescription: str  # noqa: N815
+    parallelismFactor: int  # noqa: N815
+    input: dict[str, Any]
+    params: list[dict[str, Any]]
+    output: dict[str, Any]
+    Status: str = Field(description="Created, Running or Stopped")  # noqa: N815
+    counts: dict[str, int] = Field(description="Messages in, matched and out")
+    createdOn: str  # noqa: N815
+    updatedOn: str  # noqa: N815
+
+
+class RuleCreated(Rule):
+    code: int
+    message: str
+
+
+class ChannelState(BaseModel):
+    code: int
+    message: str
+    RuleID: int  # noqa: N815
+    Status: str  # noqa: N815
+
+
+async def _check_ends(live: Live, t: Tenant, spec: RuleIn) -> None:
+    """The exchanges and queue a rule names are the tenant's (404 naming the field)."""
+    given = spec.input
+    if given.type == "Queue":
+        await live.queue(t, given.MQName, "input.MQName")
+    for field, value in (("input.DirectExchange", given.DirectExchange),
+                         ("input.TopicExchange", given.TopicExchange),
+                         ("output.TopicExchange", spec.output.TopicExchange)):
+        if value and value not in (DIRECT, SHARED_EXCHANGE):
+            await live.exchange(t, value, field)
+    if spec.output.TopicExchange == SHARED_EXCHANGE:
+        raise APIError(400, f"output.TopicExchange: {SHARED_EXCHANGE!r} is shared by every "
+                       "tenant: publish to an exchange of yours", field="output.TopicExchange")
+
+
+@router.post("/routingRules", summary="Create a routing rule (TCUP rule JSON)",
+             responses=answers(RuleCreated, 200, "Created: RuleID names it", 404, 409))
+async def create_rule(t: Tenant = Auth, body: RuleIn = json_body(RuleIn, ""),
+                      live: Live = Routing) -> Any:
+    await _check_ends(live, t, body)
+    made = await call(live.store.add_rule, t, body)
+    return {"code": 200, "message": f"rule {body.RuleName!r} created", **made}
+
+
+@router.get("/routingRules", summary="The tenant's rules (optionally by name or description)",
+            responses=answers(list[Rule], 200, "The rules"))
+async def list_rules(RuleName: str | None = Query(None, max_length=128),  # noqa: N803
+                     RuleDescription: str | None = Query(None, max_length=1024),  # noqa: N803
+                     t: Tenant = Auth, live: Live = Routing) -> Any:
+    return await call(live.store.rules, t, RuleName, RuleDescription)
+
+
+@router.get("/routingRules/{rule_id}", summary="A rule, with its status and counts",
+            responses=answers(Rule, 200, "The rule", 404))
+async def get_rule(rule_id: int = RuleId, t: Tenant = Auth, live: Live = Routing) -> Any:
+    return await call(live.store.rule, t, rule_id)
+
+
+@router.put("/routingRules/{rule_id}", summary="Change a stopped rule (the fields given)",
+            responses=answers(Rule, 200, "The rule as changed", 404, 409))
+async def update_rule(rule_id: int = RuleId, t: Tenant = Auth,
+                      body: RuleUpdate = json_body(RuleUpdate, ""),
+                      live: Live = Routing) -> Any:
+    spec, _status = await call(live.store.rule_spec, t, rule_id)
+    new = updated(spec, body)
+    await _check_ends(live, t, new)
+    return await call(live.store.replace_rule, t, rule_id, new)
+
+
+@router.delete("/routingRules/{rule_id}", summary="Delete a rule (its channel stops)",
+               responses=answers(Done, 200, "Deleted", 404))
+async def delete_rule(rule_id: int = RuleId, t: Tenant = Auth, live: Live = Routing) -> Any:
+    await live.channels.stop(t, rule_id)
+    await call(live.store.remove_rule, t, rule_id)
+    return {"code": 200, "message": f"rule {rule_id} deleted"}
+
+
+@router.post("/routingChannel/{rule_id}/start", summary="Start a rule's channel",
+             responses=answers(ChannelState, 200, "Running", 404, 409))
+async def start_channel(rule_id: int = RuleId, t: Tenant = Auth,
+                        live: Live = Routing) -> Any:
+    return await live.channels.start(t, rule_id)
+
+
+@router.post("/routingChannel/{rule_id}/stop", summary="Stop a rule's channel",
+             responses=answers(ChannelState, 200, "Stopped", 404))
+async def stop_channel(rule_id: int = RuleId, t: Tenant = Auth, live: Live = Routing) -> Any:
+    return await live.channels.stop(t, rule_id)
 
 
 # -- publishing -----------------------------------------------------------------------------
@@ -160,6 +280,7 @@ async def bind_queue(queue: str, t: Tenant = Auth,
     exchange, _ = await live.exchange(t, body.exchange)
     with broker_errors():
         await live.broker.bind(q, exchange, body.topic)
+    await call(live.store.add_binding, t, queue, body.exchange, body.topic)
     return {"code": 200, "message": f"queue {queue!r} bound to {body.exchange!r} "
             f"({body.topic})"}
 

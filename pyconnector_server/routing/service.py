@@ -9,6 +9,7 @@ from starlette.datastructures import State
 
 from ..backends.broker import open_broker
 from ..services import Service
+from .channels import Channels
 from .live import Live
 from .routes import router
 from .store import RoutingStore
@@ -17,13 +18,19 @@ from .store import RoutingStore
 @asynccontextmanager
 async def open_routing(state: State) -> AsyncIterator[None]:
     """Open the broker (``--broker``), declare the tenants' exchanges and queues on it
-    again, and hang the routing layer on ``state.routing``."""
+    again, start the channels of the rules that ran, and hang the routing layer on
+    ``state.routing``."""
     broker = open_broker(state.settings.broker)
     try:
         live = Live(broker, RoutingStore(state.db))
+        live.channels = Channels(live)
         await live.restore()
+        await live.channels.restore()
         state.routing = live
-        yield
+        try:
+            yield
+        finally:
+            await live.channels.close()
     finally:
         await broker.close()
 

@@ -136,6 +136,11 @@ class Session:
         except WebSocketDisconnect:
             pass
         finally:
+            # What the client did not acknowledge goes back to its queue, for the next.
+            for delivery in self.pending.values():
+                with contextlib.suppress(Exception):
+                    await delivery.nack(True)
+            self.pending.clear()
             for task in self.tasks.values():
                 task.cancel()
             for task in self.tasks.values():

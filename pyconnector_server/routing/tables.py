@@ -52,6 +52,17 @@ queue = sa.Table(
     sa.UniqueConstraint("tenant_id", "name"),
 )
 
+# A queue's bindings (declared through the platform), to bind again at start.
+binding = sa.Table(
+    "routing_binding", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("queue_id", sa.Integer, sa.ForeignKey("routing_queue.id", **_fk),
+              nullable=False),
+    sa.Column("exchange", sa.String(128), nullable=False),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.UniqueConstraint("queue_id", "exchange", "topic"),
+)
+
 # The tenant's routing key on its direct exchange (TCUP: "Get Associated routing key").
 routing_key = sa.Table(
     "routing_key", metadata,

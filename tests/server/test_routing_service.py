@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import need_service
+from conftest import need_service, wait_for
 from starlette.websockets import WebSocketDisconnect
 
 MR = "/MessageRouting/v2.0"
@@ -155,7 +155,10 @@ def test_queue_messages_wait_for_their_ack(mr: Any) -> None:
         assert [(m["message"], m["tag"]) for m in got] == [(0, 1), (1, 2), (2, 3)]
         ws.send_json({"action": "ack", "id": 0, "tag": 1})
         assert ws.receive_json() == {"type": "ok", "action": "ack", "ref": None}
-    # Two were not acknowledged when the connection ended: they are in the queue again.
+    # Two were not acknowledged when the connection ended: they are in the queue again
+    # (once the server has closed the consumer, which may end after the client's close).
+    wait_for("the unacknowledged messages to return",
+             lambda: mr.get(f"{MR}/queues/{q}").json()["messages"] == 2)
     r = mr.get(f"{MR}/queues/{q}/messages", params={"max": 10})
     assert r.json()["messages"] == [1, 2]
 
@@ -196,3 +199,111 @@ def test_exchanges_and_queues_outlive_a_restart(make_app: Any, tmp_path: Any) ->
         api.client.post(f"{MR}/publish", json={"exchange": "kept", "topic": "x",
                                                 "message": 1}, headers=headers)
         assert api.client.get(f"{MR}/queues/keptq", headers=headers).json()["messages"] == 1
+
+
+# -- rules --------------------------------------------------------------------------------
+def _rule(mr: Any, name: str, out_exchange: str, **params: Any) -> dict[str, Any]:
+    key = mr.get(f"{MR}/routingKey").json()["routingKey"]
+    return {"RuleName": name, "RuleDescription": "test", "parallelismFactor": "1",
+            "input": {"type": "Direct", "DirectExchange": "Direct.Exchange",
+                      "RoutingKey": key, "MQName": ""},
+            "params": [{"name": k, "value": v} for k, v in params.items()],
+            "output": {"TopicExchange": out_exchange, "Topic": "out"}}
+
+
+def _item(sensor: str, value: float) -> dict[str, Any]:
+    return {"sensor": sensor, "feature": "f1",
+            "record": [{"starttime": "2024-05-01T10:00:00Z",
+                        "output": [{"name": "temp", "value": value}]}]}
+
+
+def test_a_running_rule_routes_what_passes_its_filters(mr: Any) -> None:
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    body = _rule(mr, _name("r"), ex, sensorID="node*", ObservedProperties=[
+        {"name": "temp", "type": "quantity", "value": "20-30", "operator": ""}])
+    r = mr.post(f"{MR}/routingRules", json=body)
+    assert r.status_code == 200, r.text
+    rule = r.json()
+    assert rule["Status"] == "Created" and rule["RuleName"] == body["RuleName"]
+    rid = rule["RuleID"]
+    assert mr.post(f"{MR}/routingChannel/{rid}/start").json()["Status"] == "Running"
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({"action": "subscribe", "exchange": ex, "topic": "out"})
+        assert ws.receive_json()["type"] == "subscribed"
+        for sensor, value in (("node1", 25), ("other", 25), ("node2", 40), ("node3", 21)):
+            mr.post(f"{MR}/publish", json={"message": _item(sensor, value)})
+        got = [ws.receive_json()["message"] for _ in range(2)]
+    assert [(m["sensor"], m["record"][0]["output"][0]["value"]) for m in got] == [
+        ("node1", 25), ("node3", 21)]
+    r = mr.put(f"{MR}/routingRules/{rid}", json={"RuleDescription": "changed"})
+    assert r.status_code == 409  # a running rule is stopped before it changes
+    assert mr.post(f"{MR}/routingChannel/{rid}/stop").json()["Status"] == "Stopped"
+    rule = mr.get(f"{MR}/routingRules/{rid}").json()
+    assert rule["counts"] == {"in": 4, "matched": 2, "out": 2}
+    assert mr.put(f"{MR}/routingRules/{rid}",
+                  json={"RuleDescription": "changed"}).json()["RuleDescription"] == "changed"
+    assert mr.get(f"{MR}/topicExchanges/{ex}/topics").json() == ["out"]
+    assert mr.delete(f"{MR}/topicExchanges/{ex}").status_code == 409  # the rule uses it
+    assert mr.delete(f"{MR}/routingRules/{rid}").status_code == 200
+    assert mr.get(f"{MR}/routingRules/{rid}").status_code == 404
+
+
+@pytest.mark.parametrize(("change", "status", "field"), [
+    ({"RuleName": ""}, 400, "RuleName"),
+    ({"output": {"TopicExchange": "nope", "Topic": "t"}}, 404, "output.TopicExchange"),
+    ({"output": {"TopicExchange": "amq.topic", "Topic": "t"}}, 400, "output.TopicExchange"),
+    ({"input": {"type": "Queue", "MQName": "nope"}}, 404, "input.MQName"),
+    ({"params": [{"name": "sensorID", "value": "^(a+)+(b+)+$"}]}, 400, "params[0].value"),
+    ({"params": [{"name": "ObservedProperties",
+                  "value": [{"name": "t", "value": "1", "operator": "~"}]}]},
+     400, "params[0].value[0].operator"),
+    ({"colour": "red"}, 400, "colour"),
+])
+def test_a_bad_rule_is_refused_naming_the_field(mr: Any, change: dict, status: int,
+                                                field: str) -> None:
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    r = mr.post(f"{MR}/routingRules", json={**_rule(mr, _name("r"), ex), **change})
+    assert r.status_code == status and r.json()["field"] == field, r.text
+    assert mr.get(f"{MR}/routingRules").json() == []
+
+
+def test_rules_of_another_tenant_are_not_found(mr: Any) -> None:
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    rid = mr.post(f"{MR}/routingRules", json=_rule(mr, "mine", ex)).json()["RuleID"]
+    other = mr.other
+    assert mr.get(f"{MR}/routingRules", headers=other).json() == []
+    for method, path in (("GET", f"/routingRules/{rid}"), ("PUT", f"/routingRules/{rid}"),
+                         ("DELETE", f"/routingRules/{rid}"),
+                         ("POST", f"/routingChannel/{rid}/start"),
+                         ("POST", f"/routingChannel/{rid}/stop"),
+                         ("GET", f"/topicExchanges/{ex}/topics")):
+        r = mr.client.request(method, f"{MR}{path}", headers=other,
+                              json={} if method == "PUT" else None)
+        assert r.status_code == 404, (method, path, r.text)
+    assert mr.get(f"{MR}/routingRules/{rid}").json()["Status"] == "Created"
+    # The other tenant's rule may not name this tenant's exchange either.
+    r = mr.post(f"{MR}/routingRules", json=_rule(mr, "theirs", ex), headers=other)
+    assert r.status_code == 404
+
+
+def test_a_running_rule_runs_again_after_a_restart(tmp_path: Any) -> None:
+    from conftest import open_app
+
+    data = tmp_path / "rules"
+    with open_app(data) as api:
+        key = api.api_key
+        api.post(f"{MR}/topicExchanges", json={"exchangeName": "out"})
+        api.post(f"{MR}/queues", json={"name": "seen"})
+        api.post(f"{MR}/queues/seen/bindings", json={"exchange": "out", "topic": "#"})
+        rid = api.post(f"{MR}/routingRules", json=_rule(api, "r", "out")).json()["RuleID"]
+        api.post(f"{MR}/routingChannel/{rid}/start")
+    with open_app(data) as api:
+        h = {"x-api-key": key}
+        assert api.client.get(f"{MR}/routingRules/{rid}", headers=h).json()[
+            "Status"] == "Running"
+        api.client.post(f"{MR}/publish", json={"message": _item("s1", 1)}, headers=h)
+        wait_for("the restarted rule to route", lambda: api.client.get(
+            f"{MR}/queues/seen", headers=h).json()["messages"] == 1)

@@ -1,4 +1,4 @@
-"""message routing: exchanges, queues, rules, tenant routing keys
+"""message routing: exchanges, queues and bindings, rules, tenant routing keys
 
 Revision ID: 0003
 Revises: 0002
@@ -57,6 +57,16 @@ def upgrade() -> None:
         sa.UniqueConstraint('tenant_id', 'name'),
     )
     op.create_table(
+        'routing_binding',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('queue_id', sa.Integer(), nullable=False),
+        sa.Column('exchange', sa.String(length=128), nullable=False),
+        sa.Column('topic', sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(['queue_id'], ['routing_queue.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('queue_id', 'exchange', 'topic'),
+    )
+    op.create_table(
         'routing_key',
         sa.Column('tenant_id', sa.Integer(), nullable=False),
         sa.Column('key', sa.String(length=64), nullable=False),
@@ -68,6 +78,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('routing_key')
+    op.drop_table('routing_binding')
     op.drop_table('routing_queue')
     op.drop_table('routing_rule')
     op.drop_table('routing_exchange')
