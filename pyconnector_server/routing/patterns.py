@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 PATTERN_MAX = 256  # characters in one pattern
 PATTERNS_MAX = 64  # names or patterns in one filter
 NAME_MAX = 255  # the longest feature or sensor name the platform stores
-# Repeats of varying width (``*``, ``+``, ``{2,9}``) in one regex. With 3, the worst
+# Repeats of varying width (``*``, ``+``, ``?``, ``{2,9}``) in one regex. With 3, the worst
 # regex measured on a 255-character name takes about 25 ms; with 4, half a second.
 VARIABLE_REPEATS_MAX = 3
 CACHE_MAX = 4096  # names remembered per filter (the cache is emptied when full)
@@ -99,9 +99,9 @@ def _refuse_slow(pattern: str, flags: int) -> None:
     repeats = _walk(tree, in_repeat=False) + (0 if pattern.startswith("^") else 1)
     if repeats > VARIABLE_REPEATS_MAX:
         raise PatternError(
-            f"at most {VARIABLE_REPEATS_MAX} repeats of varying width ('*', '+', '{{m,n}}'; "
-            "a regex not starting with '^' counts one more): matching such a regex can "
-            "take seconds")
+            f"at most {VARIABLE_REPEATS_MAX} repeats of varying width ('*', '+', '?', "
+            "'{m,n}'; a regex not starting with '^' counts one more): matching such a "
+            "regex can take seconds")
 
 
 def _walk(tree: Iterable[tuple[Any, Any]], in_repeat: bool) -> int:

@@ -6,7 +6,10 @@ operators and ranges, meta-data/parameter/quality)."""
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -552,3 +555,13 @@ def test_the_schema_describes_the_rule() -> None:
     assert set(schema["required"]) == {"RuleName", "input", "output"}
     assert schema["properties"]["RuleName"]["maxLength"] == 128
     assert schema["properties"]["params"]["maxItems"] == 16
+
+
+def test_the_docs_example_rule_is_valid_and_keeps_the_docs_example_item() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text()
+    rule_json, item_json = re.findall(r"```json\n(.*?)```", page, re.S)[:2]
+    engine = compile_rule(check(RuleIn, json.loads(rule_json), "rule"))
+    observed = json.loads(item_json)
+    assert engine.apply(observed) is observed
+    observed["record"][0]["output"][0]["value"] = 80  # systolic > 80 no more
+    assert engine.apply(observed) is None
