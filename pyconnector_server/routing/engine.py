@@ -53,10 +53,38 @@ class CompiledRule:
         self._records = self.timed or bool(self.outputs) or bool(self.lists)
         self.buffer = not self._records and feature is None and sensor is None
 
+    def apply_message(self, message: Any) -> Any:
+        """A message as routing carries it: TCUP's insert body (``{"observations":
+        [item, …]}``, what SOS, ``SendRequestExchange`` and MQTT devices send) with only
+        the items that pass, each with its passing records; or one item, as
+        :meth:`apply`. ``None`` when nothing passes; ``message`` itself when everything
+        does (and always for a buffer rule, whatever its shape); never changed."""
+        if self.buffer:
+            return message
+        if type(message) is not dict or "observations" not in message:
+            return self.apply(message)
+        items = message["observations"]
+        if type(items) is not list:
+            return None
+        apply = self.apply
+        kept = []
+        for item in items:
+            out = apply(item)
+            if out is not None:
+                kept.append(out)
+        if not kept:
+            return None
+        if len(kept) == len(items) and all(a is b for a, b in zip(kept, items)):
+            return message
+        return {**message, "observations": kept}
+
     def apply(self, item: Any) -> dict[str, Any] | None:
         """``item`` with only the records that pass (``None`` when none do, or when the
         item's feature or sensor does not). ``item`` itself comes back when every record
-        passes; else a shallow copy with a new ``record`` list: ``item`` is never changed."""
+        passes (or the rule is a buffer); else a shallow copy with a new ``record`` list:
+        ``item`` is never changed."""
+        if self.buffer:
+            return item  # type: ignore[no-any-return]
         if type(item) is not dict:
             return None
         names = self.sensor

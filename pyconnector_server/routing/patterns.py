@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -83,13 +84,25 @@ def compile_pattern(pattern: str) -> Matcher:
         if pattern.endswith("*") and not _GLOB_CHARS.intersection(body):
             return lambda name: name.startswith(body)  # the common "health*": no regex
         # fnmatch's translation cannot backtrack badly (it guards its own '*'s).
-        return re.compile(fnmatch.translate(pattern)).match  # type: ignore[return-value]
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise PatternError(f"not a valid regular expression: {exc}") from None
+        return _compile(fnmatch.translate(pattern)).match  # type: ignore[return-value]
+    compiled = _compile(pattern)
     _refuse_slow(pattern, compiled.flags)
     return compiled.search  # type: ignore[return-value]
+
+
+def _compile(regex: str) -> re.Pattern[str]:
+    """``re.compile``, its failures as :class:`PatternError`. Python warns (FutureWarning)
+    of set syntax whose meaning a later version changes (``[[a]``): refused, so a rule
+    means the same on every Python."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            return re.compile(regex)
+    except FutureWarning as exc:
+        raise PatternError(f"ambiguous regular expression: {exc}; escape the '[', '&', "
+                           "'~' or '|'") from None
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise PatternError(f"not a valid regular expression: {exc}") from None
 
 
 def _refuse_slow(pattern: str, flags: int) -> None:

@@ -453,6 +453,9 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("params[0].value", "^.*a.*a.*a.*b$", "params[0].value", "at most 3 repeats"),
     ("params[0].value", "_.*a.*a.*b$", "params[0].value", "at most 3 repeats"),
     ("params[0].value", "^x(", "params[0].value", "not a valid regular expression"),
+    ("params[0].value", "^a{99999999999}", "params[0].value", "repetition number is too"),
+    ("params[0].value", "^[[a]", "params[0].value", "ambiguous regular expression"),
+    ("params[0].value", "^(?(1)a|b)", "params[0].value", "not a valid regular expression"),
     ("params[0].value", "^" + "a" * 256, "params[0].value", "at most 256 characters"),
     ("params[0].value", "a\x00b", "params[0].value", "control characters"),
     ("params[1].value", ["ok", 5], "params[1].value[1]", "expected a string"),
@@ -565,3 +568,25 @@ def test_the_docs_example_rule_is_valid_and_keeps_the_docs_example_item() -> Non
     assert engine.apply(observed) is observed
     observed["record"][0]["output"][0]["value"] = 80  # systolic > 80 no more
     assert engine.apply(observed) is None
+
+
+def test_a_message_with_many_items_keeps_the_passing_ones() -> None:
+    engine = compiled({"name": "sensorID", "value": "ts*"}, condition("10", ">", name="temp"))
+    one, two = item(rec(temp=11), sensor="ts1"), item(rec(temp=12), rec(temp=5), sensor="ts2")
+    body = {"version": "1.0.1", "observations": [one, two]}
+    out = engine.apply_message(body)
+    assert out is not None and out["version"] == "1.0.1"
+    assert out["observations"] == [one, {**two, "record": [rec(temp=12)]}]
+    assert out["observations"][0] is one and body["observations"][1]["record"][1] == rec(temp=5)
+    everything = {"observations": [one, item(rec(temp=20), sensor="ts3")]}
+    assert engine.apply_message(everything) is everything
+    assert engine.apply_message({"observations": [item(rec(temp=1), sensor="ts1")]}) is None
+    assert engine.apply_message({"observations": "x"}) is None
+    assert engine.apply_message(one) is one  # a bare item
+    assert engine.apply_message(["not", "sos"]) is None
+
+
+def test_a_buffer_rule_passes_any_message_unchanged() -> None:
+    engine = compile_rule(check(RuleIn, template(), "rule"))
+    for message in ({"observations": []}, {"free": "json"}, [1, 2], "text", item(rec())):
+        assert engine.apply_message(message) is message
