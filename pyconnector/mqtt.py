@@ -515,14 +515,18 @@ class MQTTSubscriber(_MQTTClient):
         assert client is not None
         with self._state:  # held so the SUBACK is recorded after we know its mid
             mid = self._subscribe(client)
-            if mid is None:
-                raise errors.ConnectError(f"lost the connection to MQTT broker {self.where} "
-                                          "while subscribing")
-            if not self._state.wait_for(lambda: mid in self._subacks, self.timeout):
-                self.disconnect()
-                raise errors.TimeoutError(f"no SUBACK from MQTT broker {self.where} within "
-                                          f"{self.timeout:g} s for {self.topics}")
-            codes = self._subacks.pop(mid)
+            acked = mid is not None and self._state.wait_for(lambda: mid in self._subacks,
+                                                             self.timeout)
+            codes = self._subacks.pop(mid, []) if mid is not None else []
+        # Disconnect outside the lock: paho's thread takes it on its way out.
+        if mid is None:
+            self.disconnect()
+            raise errors.ConnectError(f"lost the connection to MQTT broker {self.where} "
+                                      "while subscribing")
+        if not acked:
+            self.disconnect()
+            raise errors.TimeoutError(f"no SUBACK from MQTT broker {self.where} within "
+                                      f"{self.timeout:g} s for {self.topics}")
         refused = [(t, c) for t, c in zip(self.topics, codes) if c.is_failure]
         if refused:
             self.disconnect()

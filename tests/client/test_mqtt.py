@@ -19,7 +19,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,51 @@ def test_a_silent_broker_times_out(conn: pyconnector.connectors) -> None:
         with pytest.raises(pyconnector.TimeoutError,
                            match=rf"no CONNACK from MQTT broker 127\.0\.0\.1:{port} within 0\.3 s"):
             sub.main(print)
+    assert threading.active_count() == threads
+    assert open_fds() == fds
+
+
+@contextmanager
+def accepting_but_deaf_broker() -> Iterator[int]:
+    """A TCP peer that accepts each MQTT connection (CONNACK) and then answers nothing."""
+    server = socket.create_server((HOST, 0))
+    peers: list[socket.socket] = []
+
+    def serve() -> None:
+        try:
+            while True:
+                peer, _ = server.accept()
+                peers.append(peer)
+                peer.recv(1024)                     # the CONNECT
+                peer.sendall(b"\x20\x02\x00\x00")  # CONNACK: accepted
+        except OSError:
+            return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        server.close()
+        thread.join(10)
+        for peer in peers:
+            peer.close()
+
+
+def test_no_puback_or_suback_times_out(conn: pyconnector.connectors) -> None:
+    threads, fds = threading.active_count(), open_fds()
+    with accepting_but_deaf_broker() as port:
+        with conn.mqttPublish(HOST, port, topic="t/1", timeout=0.3) as pub:
+            with pytest.raises(pyconnector.TimeoutError,
+                               match=rf"no PUBACK from MQTT broker 127\.0\.0\.1:{port} "
+                                     r"within 0\.3 s for topic 't/1'"):
+                pub.main({"x": 1})
+        sub = conn.mqttSubscribe(HOST, port, topic="t/#", timeout=0.3)
+        with pytest.raises(pyconnector.TimeoutError,
+                           match=rf"no SUBACK from MQTT broker 127\.0\.0\.1:{port}"):
+            sub.main(print)
+        assert not sub.connected
     assert threading.active_count() == threads
     assert open_fds() == fds
 
