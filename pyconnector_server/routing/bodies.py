@@ -61,9 +61,18 @@ def _fail(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationErr
 
 
 # -- checks of single values (as rule(): "field: message") --------------------------------
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in the words of the platform's errors."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "null")
+
+
 def _text(value: Any, field: str, low: int, high: int) -> str:
     if not isinstance(value, str):
-        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+        raise bad_request(f"{field}: expected a string, got {json_kind(value)}", field)
     if not low <= len(value) <= high:
         raise bad_request(f"{field}: must be {low} to {high} characters, got {len(value)}",
                           field)
@@ -105,7 +114,7 @@ def exchange(value: Any, field: str) -> str:
     """An exchange or queue name: 1-128 letters, digits, '_', '.', ':' or '-'; the
     broker's own names (``amq.``) only for ``amq.topic``, where MQTT messages land."""
     if not isinstance(value, str):
-        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+        raise bad_request(f"{field}: expected a string, got {json_kind(value)}", field)
     if not _EXCHANGE.match(value):
         raise bad_request(f"{field}: {value[:40]!r} must be 1 to {EXCHANGE_MAX} letters, "
                           "digits, '_', '.', ':' or '-'", field)
@@ -127,7 +136,7 @@ def routing_key(value: Any, field: str) -> str:
     """A routing key or binding topic: 1-200 printable ASCII characters, no spaces; in
     an input topic ``*`` stands for one word and ``#`` for any number."""
     if not isinstance(value, str):
-        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
+        raise bad_request(f"{field}: expected a string, got {json_kind(value)}", field)
     if not _KEY.match(value):
         raise bad_request(f"{field}: must be 1 to {KEY_MAX} printable ASCII characters "
                           "without spaces", field)
@@ -153,6 +162,8 @@ def _or_empty(check: Any) -> Any:
 
 def pattern(value: Any, field: str) -> str:
     """A feature or sensor name, glob or regex (:mod:`.patterns`)."""
+    if not isinstance(value, str):
+        raise bad_request(f"{field}: expected a string, got {json_kind(value)}", field)
     try:
         return patterns.check(value)
     except patterns.PatternError as exc:
@@ -180,9 +191,8 @@ def time_value(value: Any, field: str) -> str | int:
 def condition_value(value: Any, field: str) -> str | int | float | None:
     """A condition's value: text, a finite number, or empty."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
-        got = "a boolean" if isinstance(value, bool) else (
-            "an object" if isinstance(value, dict) else "an array")
-        raise bad_request(f"{field}: expected a string or a number, got {got}", field)
+        raise bad_request(f"{field}: expected a string or a number, got "
+                          f"{json_kind(value)}", field)
     if isinstance(value, str) and len(value) > conditions.TEXT_MAX:
         raise bad_request(f"{field}: at most {conditions.TEXT_MAX} characters, got "
                           f"{len(value)}", field)
@@ -353,12 +363,18 @@ class ConditionsParam(Model):
 
 
 def _all_empty(value: Any) -> bool:
-    """Whether a TCUP template value holds only empty strings (no filter)."""
-    if isinstance(value, dict):
-        return all(_all_empty(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_all_empty(v) for v in value)
-    return value is None or value == ""
+    """Whether a TCUP template value holds only empty strings (no filter). A loop, not
+    recursion: the body may nest as deep as the JSON parser allows."""
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        elif node is not None and node != "":
+            return False
+    return True
 
 
 def _unsupported(value: Any) -> None:

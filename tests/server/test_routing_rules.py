@@ -420,7 +420,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("RuleName", "", "RuleName", "1 to 128 characters"),
     ("RuleName", "x" * 129, "RuleName", "1 to 128 characters"),
     ("RuleName", "a\tb", "RuleName", "control characters"),
-    ("RuleName", 5, "RuleName", "expected a string"),
+    ("RuleName", 5, "RuleName", "expected a string, got a number"),
     ("RuleName", _DELETE, "RuleName", "required"),
     ("RuleDescription", "d" * 1025, "RuleDescription", "0 to 1024 characters"),
     ("parallelismFactor", "0", "parallelismFactor", "between 1 and 16"),
@@ -458,7 +458,8 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("params[0].value", "^(?(1)a|b)", "params[0].value", "not a valid regular expression"),
     ("params[0].value", "^" + "a" * 256, "params[0].value", "at most 256 characters"),
     ("params[0].value", "a\x00b", "params[0].value", "control characters"),
-    ("params[1].value", ["ok", 5], "params[1].value[1]", "expected a string"),
+    ("params[1].value", ["ok", 5], "params[1].value[1]", "expected a string, got a number"),
+    ("params[1].value", [["s"]], "params[1].value[0]", "expected a string, got an array"),
     ("params[1].value", ["ok", "^[a-"], "params[1].value[1]", "not a valid regular"),
     ("params[1].value", ["s"] * 65, "params[1].value", "at most 64 item(s)"),
     ("params[1].value", {"a": 1}, "params[1].value", "expected a JSON array"),
@@ -590,3 +591,16 @@ def test_a_buffer_rule_passes_any_message_unchanged() -> None:
     engine = compile_rule(check(RuleIn, template(), "rule"))
     for message in ({"observations": []}, {"free": "json"}, [1, 2], "text", item(rec())):
         assert engine.apply_message(message) is message
+
+
+def test_deeply_nested_values_are_a_400_not_a_crash() -> None:
+    deep: Any = 1
+    for _ in range(3000):  # deeper than Python's recursion limit
+        deep = [deep]
+    for param, field in [({"name": "expression", "value": deep}, "params[0].value"),
+                         ({"name": "position", "value": {"points": deep}}, "params[0].value"),
+                         (condition(deep), "params[0].value[0].value"),
+                         ({"name": "sensorID", "value": deep}, "params[0].value[0]")]:
+        with pytest.raises(APIError) as caught:
+            rule_of(param)
+        assert caught.value.status == 400 and caught.value.field == f"rule.{field}"
