@@ -67,7 +67,11 @@ def json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
-    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "null")
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "null"
 
 
 def _text(value: Any, field: str, low: int, high: int) -> str:

@@ -89,7 +89,7 @@ class CompiledRule:
             return None
         names = self.sensor
         if names is not None:  # NameFilter.__call__, inlined: this runs per message
-            name = item.get("sensor")
+            name: Any = item.get("sensor")
             hit = names.seen.get(name) if type(name) is str else False
             if not (names.match(name) if hit is None else hit):
                 return None
