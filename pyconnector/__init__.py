@@ -26,10 +26,12 @@ from .errors import (  # noqa: E402
     TransportError,
 )
 from .mqtt import MQTTPublisher, MQTTRefusedError, MQTTSubscriber, MQTTUtils  # noqa: E402
+from .routing import SSEStream, WebSocketSubscription, srwsUtils  # noqa: E402
 
 __all__ = [
     "__version__", "connectors", "PyConnectorError", "ConfigError", "TransportError",
     "ConnectError", "TimeoutError", "APIError", "BadRequestError", "AuthenticationError",
     "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError", "ServerError",
     "DataError", "MQTTRefusedError", "MQTTUtils", "MQTTSubscriber", "MQTTPublisher",
+    "srwsUtils", "WebSocketSubscription", "SSEStream",
 ]

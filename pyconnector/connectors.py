@@ -14,6 +14,7 @@ from .http import HTTPCore
 if TYPE_CHECKING:  # the service modules load pandas: imported when first asked for
     from .datalake import Datalake
     from .mqtt import MQTTPublisher, MQTTSubscriber, MQTTUtils
+    from .routing import srwsUtils
     from .sos import SensorObservation
 
 
@@ -65,6 +66,14 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
         from .datalake import Datalake
 
         return Datalake(self.http, dlsKey)
+
+    def srwsUtils(self) -> srwsUtils:  # noqa: N802 - TCUP guide naming
+        """The Message Routing and WebSocket connector: publish (REST or WebSocket),
+        subscribe (WebSocket or SSE), administer exchanges, rules and queues; ``close()``
+        it to end its WebSocket and subscriptions (docs/routing.md)."""
+        from .routing import srwsUtils
+
+        return srwsUtils(self.http)
 
     def mqttUtils(self) -> MQTTUtils:  # noqa: N802 - TCUP guide naming
         """Builds observation JSON for MQTT: ``mqtt.payload(sensor, outputs, feature)``; the
