@@ -2,8 +2,11 @@
 
 :func:`compile_rule` turns a checked :class:`~.bodies.RuleIn` into a
 :class:`CompiledRule` once (patterns compiled, times parsed, conditions turned into
-tests); :meth:`CompiledRule.apply` then runs for every observation the rule's input
-receives. An item is::
+tests); ``CompiledRule.apply`` (one item) or :meth:`~CompiledRule.apply_message` (a
+message: an item or TCUP's ``{"observations": [...]}``) then runs for every message the
+rule's input receives. Either answers ``None`` for a message that does not match, so a
+service counts messages in, matched (not ``None``) and out (published) around it. An
+item is::
 
     {"sensor": "s1", "feature": "f1",
      "record": [{"starttime": "03-JUL-2015 13:10:00 IST",
