@@ -133,6 +133,11 @@ class Settings:
     broker: str = _setting("memory://", "Message broker for routing: memory:// (the embedded "
                            "in-process router; messages live in this process only) or "
                            "amqp://user:password@host:5672/vhost (RabbitMQ; amqps:// for TLS).")
+    mqtt: str = _setting("", "MQTT broker whose messages enter routing on amq.topic (topic "
+                         "`a/b` becomes routing key `a.b`): empty for none (RabbitMQ's own "
+                         "MQTT plugin needs no bridge), mqtt://[user:password@]host:1883, "
+                         "or mqtts://host:8883?ca=/path/ca.pem for TLS; optional client_id= "
+                         "and session_expiry= (seconds, default 3600). See docs/mqtt.md.")
     dls_quota_bytes: int = _setting(0, "Data lake storage quota of each tenant in bytes (0: "
                                     "unlimited); `pyconnector dlsquota set` overrides it per "
                                     "tenant.", minimum=0)

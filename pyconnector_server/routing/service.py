@@ -9,6 +9,7 @@ from starlette.datastructures import State
 
 from ..backends.broker import open_broker
 from ..services import Service
+from . import mqtt_bridge
 from .channels import Channels
 from .live import Live
 from .routes import router
@@ -27,9 +28,11 @@ async def open_routing(state: State) -> AsyncIterator[None]:
         await live.restore()
         await live.channels.restore()
         state.routing = live
+        bridge = await mqtt_bridge.start(state.settings, broker)
         try:
             yield
         finally:
+            await mqtt_bridge.stop(bridge)
             await live.channels.close()
     finally:
         await broker.close()
