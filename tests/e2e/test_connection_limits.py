@@ -33,9 +33,20 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
+OPENED: list[socket.socket] = []  # by connect(), closed after each test
+
+
+@pytest.fixture(autouse=True)
+def close_sockets() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def connect(server: Server) -> socket.socket:
     url = urlparse(server.url)
     sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    OPENED.append(sock)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo_datalake.py"
 
 
-def test_demo_datalake_runs_twice_on_one_platform(server, tmp_path: Path, capsys) -> None:
+def test_demo_datalake_runs_twice_on_one_platform(server, tmp_path: Path, capsys,
+                                                  request: pytest.FixtureRequest) -> None:
     spec = importlib.util.spec_from_file_location("demo_datalake", DEMO)
     assert spec and spec.loader
     demo = importlib.util.module_from_spec(spec)
@@ -22,6 +23,7 @@ def test_demo_datalake_runs_twice_on_one_platform(server, tmp_path: Path, capsys
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     conn = pyconnector.connectors(api_key=server.new_key(tenant), URL=server.url,
                                   dls_key=server.dls_key(tenant, "demo"))
+    request.addfinalizer(conn.close)
     for _ in range(2):  # a second run on the same platform works too
         demo.run(conn, tmp_path)
     out = capsys.readouterr().out

@@ -31,11 +31,14 @@ def _spooled(tmp: Path) -> int:
 
 
 @pytest.mark.parametrize("mode", ["RESTRICT", "OVERWRITE", "APPEND"])
-def test_client_disconnect_mid_body_leaves_nothing(server, mode: str) -> None:
+def test_client_disconnect_mid_body_leaves_nothing(server, mode: str,
+                                                   request: pytest.FixtureRequest) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     api_key = server.new_key(tenant)
     key = server.dls_key(tenant, "ana")
-    dls = pyconnector.connectors(api_key=api_key, URL=server.url, dls_key=key).Datalake()
+    conn = pyconnector.connectors(api_key=api_key, URL=server.url, dls_key=key)
+    request.addfinalizer(conn.close)
+    dls = conn.Datalake()
     blobs = server.data_dir / "blobs"
     if mode != "RESTRICT":  # an existing file that the cut-off upload would change
         src = server.data_dir.parent / f"{tenant}.csv"

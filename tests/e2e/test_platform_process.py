@@ -23,12 +23,12 @@ pytestmark = pytest.mark.e2e
 def test_first_start_prints_a_working_key_once(tmp_path: Path) -> None:
     with ServerProcess.start(tmp_path) as first:
         assert re.fullmatch(r"[0-9a-f]{64}", first.api_key)
-        conn = pyconnector.connectors(api_key=first.api_key, URL=first.url)
-        assert conn.SensorObservation().getCount()["sensors"] == 0
+        with pyconnector.connectors(api_key=first.api_key, URL=first.url) as conn:
+            assert conn.SensorObservation().getCount()["sensors"] == 0
     with ServerProcess.start(tmp_path) as again:
         assert again.api_key == ""  # the store has tenants: no new default key
-        conn = pyconnector.connectors(api_key=first.api_key, URL=again.url)
-        assert conn.SensorObservation().getCount()["features"] == 0
+        with pyconnector.connectors(api_key=first.api_key, URL=again.url) as conn:
+            assert conn.SensorObservation().getCount()["features"] == 0
 
 
 def test_apikey_create_prints_only_the_key(server) -> None:
@@ -36,10 +36,11 @@ def test_apikey_create_prints_only_the_key(server) -> None:
                           "--data-dir", str(server.data_dir), "--tenant", "acme"],
                          capture_output=True, text=True, check=True)
     assert re.fullmatch(r"[0-9a-f]{64}\n", out.stdout)
-    with pytest.raises(pyconnector.AuthenticationError):
-        pyconnector.connectors(api_key="0" * 64, URL=server.url).SensorObservation().getCount()
-    conn = pyconnector.connectors(api_key=out.stdout.strip(), URL=server.url)
-    assert conn.SensorObservation().getCount()["sensors"] == 0
+    with pyconnector.connectors(api_key="0" * 64, URL=server.url) as conn, \
+            pytest.raises(pyconnector.AuthenticationError):
+        conn.SensorObservation().getCount()
+    with pyconnector.connectors(api_key=out.stdout.strip(), URL=server.url) as conn:
+        assert conn.SensorObservation().getCount()["sensors"] == 0
 
 
 def test_health_openapi_and_docs_are_served(server) -> None:
@@ -54,9 +55,11 @@ def _seed(sos) -> None:
     sos.createSensor("s", "f", outputs=["v", {"name": "txt", "type": "text"}])
 
 
-def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+def test_acknowledged_writes_survive_kill_9(tmp_path: Path,
+                                            request: pytest.FixtureRequest) -> None:
     platform = ServerProcess.start(tmp_path)
     conn = pyconnector.connectors(api_key=platform.api_key, URL=platform.url)
+    request.addfinalizer(conn.close)
     sos = conn.SensorObservation()
     _seed(sos)
     for i in range(50):
@@ -69,15 +72,17 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert platform.proc.returncode == -signal.SIGKILL
 
     with ServerProcess.start(tmp_path) as again:
-        conn = pyconnector.connectors(api_key=platform.api_key, URL=again.url)
-        df = conn.SensorObservation().getObservation(sensor="s", responseType="dataframe")
+        with pyconnector.connectors(api_key=platform.api_key, URL=again.url) as conn:
+            df = conn.SensorObservation().getObservation(sensor="s", responseType="dataframe")
         assert len(df) == 550
         assert df["v"].iloc[:50].tolist() == [float(i) for i in range(50)]
 
 
-def test_interrupted_csv_upload_stores_nothing(server) -> None:
+def test_interrupted_csv_upload_stores_nothing(server, request: pytest.FixtureRequest) -> None:
     key = server.new_key()
-    sos = pyconnector.connectors(api_key=key, URL=server.url).SensorObservation()
+    conn = pyconnector.connectors(api_key=key, URL=server.url)
+    request.addfinalizer(conn.close)
+    sos = conn.SensorObservation()
     _seed(sos)
     tmp = server.data_dir / "tmp"
     before = set(tmp.glob("*.csv"))
@@ -103,9 +108,12 @@ def test_interrupted_csv_upload_stores_nothing(server) -> None:
     assert sos.getObservation(sensor="s", responseType="dataframe").empty
 
 
-def test_csv_round_trip_between_tenants(any_server, tmp_path: Path) -> None:
-    a = any_server.connector().SensorObservation()
-    b = any_server.connector().SensorObservation()
+def test_csv_round_trip_between_tenants(any_server, tmp_path: Path,
+                                        request: pytest.FixtureRequest) -> None:
+    conns = [any_server.connector(), any_server.connector()]
+    for conn in conns:
+        request.addfinalizer(conn.close)
+    a, b = (conn.SensorObservation() for conn in conns)
     for sos in (a, b):
         sos.createFeature("plant")
         sos.createSensor("m1", "plant")

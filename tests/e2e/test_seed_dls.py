@@ -20,23 +20,23 @@ FLIGHTS = ("flight,origin,dest,delay_min\n"
 def _seed_data(server, api_key: str, key: str, tmp_path) -> None:
     """User `dlsadmin` of tenant `user1` uploads SampleFlightData1.csv into directory
     `csv`, savepoint `SampleFlightData1`, and relates it to a second file."""
-    conn = pyconnector.connectors(api_key=api_key, URL=server.url, dls_key=key)
-    dls = conn.Datalake()
-    src = tmp_path / "SampleFlightData1.csv"
-    src.write_text(FLIGHTS)
-    dls.uploadFile(src, directory="csv", savepoint="SampleFlightData1",
-                   metadata={"airline": "mixed", "rows": 3}, mode="OVERWRITE")
-    summary = tmp_path / "summary.json"
-    summary.write_text('[{"mean_delay_min": 18}]')
-    dls.uploadFile(summary, directory="reports", mode="OVERWRITE")
-    for rel in dls.getRelation():
-        dls.deleteRelation(rel["source"], rel["target"])
-    dls.createRelation("user1/dlsadmin/reports/summary.json",
-                       "user1/dlsadmin/csv/SampleFlightData1/SampleFlightData1.csv",
-                       "summarises")
+    with pyconnector.connectors(api_key=api_key, URL=server.url, dls_key=key) as conn:
+        dls = conn.Datalake()
+        src = tmp_path / "SampleFlightData1.csv"
+        src.write_text(FLIGHTS)
+        dls.uploadFile(src, directory="csv", savepoint="SampleFlightData1",
+                       metadata={"airline": "mixed", "rows": 3}, mode="OVERWRITE")
+        summary = tmp_path / "summary.json"
+        summary.write_text('[{"mean_delay_min": 18}]')
+        dls.uploadFile(summary, directory="reports", mode="OVERWRITE")
+        for rel in dls.getRelation():
+            dls.deleteRelation(rel["source"], rel["target"])
+        dls.createRelation("user1/dlsadmin/reports/summary.json",
+                           "user1/dlsadmin/csv/SampleFlightData1/SampleFlightData1.csv",
+                           "summarises")
 
 
-def test_seed_guide_dls_lines_verbatim(any_server, tmp_path, capsys) -> None:
+def test_seed_guide_dls_lines_verbatim(any_server, tmp_path, capsys, request) -> None:
     api_key = any_server.new_key("user1")
     key = any_server.dls_key("user1", "dlsadmin")
     _seed_data(any_server, api_key, key, tmp_path)
@@ -57,6 +57,7 @@ def test_seed_guide_dls_lines_verbatim(any_server, tmp_path, capsys) -> None:
     # To get dataframe representation of any file:
     print(dls.getFile(fileUri =["user1/dlsadmin/csv/SampleFlightData1/SampleFlightData1.csv"],responseType='dataframe'))
     # --- end ---
+    request.addfinalizer(conn.close)  # the guide leaves it open
 
     out = capsys.readouterr().out
     assert ("'source': 'user1/dlsadmin/reports/summary.json', 'relation': 'summarises', "

@@ -11,17 +11,17 @@ pytestmark = pytest.mark.e2e
 
 
 def _seed_data(server, key: str) -> None:
-    conn = pyconnector.connectors(api_key=key, URL=server.url)
-    sos = conn.SensorObservation()
-    sos.createFeature("tf1", description="test feature")
-    sos.createSensor("ts1", "tf1", outputs=["obs1", {"name": "obs2", "type": "text"}])
-    sos.insertObservation(sos.data("ts1", {"obs1": 1.5, "obs2": "test_1"}, "tf1",
-                                   time="03-JUL-2015 13:10:00 IST"))
-    sos.insertObservation(sos.data("ts1", {"obs1": 2.5, "obs2": "test_2"}, "tf1",
-                                   time="03-JUL-2015 13:11:00 IST"))
+    with pyconnector.connectors(api_key=key, URL=server.url) as conn:
+        sos = conn.SensorObservation()
+        sos.createFeature("tf1", description="test feature")
+        sos.createSensor("ts1", "tf1", outputs=["obs1", {"name": "obs2", "type": "text"}])
+        sos.insertObservation(sos.data("ts1", {"obs1": 1.5, "obs2": "test_1"}, "tf1",
+                                       time="03-JUL-2015 13:10:00 IST"))
+        sos.insertObservation(sos.data("ts1", {"obs1": 2.5, "obs2": "test_2"}, "tf1",
+                                       time="03-JUL-2015 13:11:00 IST"))
 
 
-def test_seed_guide_sos_lines_verbatim(any_server, tmp_path, capsys) -> None:
+def test_seed_guide_sos_lines_verbatim(any_server, tmp_path, capsys, request) -> None:
     key = any_server.new_key()
     _seed_data(any_server, key)
     config = tmp_path / "ConfigFile.conf"
@@ -42,6 +42,7 @@ def test_seed_guide_sos_lines_verbatim(any_server, tmp_path, capsys) -> None:
     # To get the datadrame representation of observation present in any sensor-feature :
     print(sos.getObservation(feature="tf1",sensor="ts1",responseType='dataframe'))
     # --- end ---
+    request.addfinalizer(conn.close)  # the guide leaves it open; the first one sent nothing
 
     out = capsys.readouterr().out
     assert "{'sensors': 1, 'features': 1" in out
@@ -58,6 +59,6 @@ def test_config_file_without_section_as_tcup_writes_it(server, tmp_path) -> None
     key = server.new_key()
     config = tmp_path / "ConfigFile.conf"
     config.write_text(f"URL={server.url}\napi_key={key}\n")
-    conn = pyconnector.connectors(str(config))
-    assert conn.SensorObservation().getCount() == {
-        "sensors": 0, "features": 0, "observedProperties": 0}
+    with pyconnector.connectors(str(config)) as conn:
+        assert conn.SensorObservation().getCount() == {
+            "sensors": 0, "features": 0, "observedProperties": 0}

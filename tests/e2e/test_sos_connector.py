@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def sos(server):
-    return server.connector().SensorObservation()
+    with server.connector() as conn:
+        yield conn.SensorObservation()
 
 
 def test_features_create_read_update_delete(sos) -> None:
