@@ -287,9 +287,18 @@ def test_the_bridge_resumes_after_the_mqtt_broker_restarts(
     broker = private_mosquitto("allow_anonymous true\n")
     server = platform("--mqtt", f"mqtt://{HOST}:{broker.port}")
     t = tenant_of(platform, server)
+    # A topic longer than a routing key may be (255 bytes): the platform's broker refuses
+    # it; the bridge logs it and goes on with the next message.
+    import paho.mqtt.publish
+
+    too_long = f"{t.routing_key}/plant/" + "x" * 300
+    paho.mqtt.publish.single(too_long, json.dumps(t.observation("lost", 22)), qos=1,
+                             hostname=HOST, port=broker.port)
     with t.conn.mqttPublish(HOST, broker.port, topic=f"{t.routing_key}/plant/temp") as pub:
         pub.main(t.observation("before", 21))
     assert _sensor(t.events.next()) == "before"
+    wait_for("the bridge's log of the refused message", lambda: any(
+        "dropped: routing key" in line and "too long" in line for line in server.output))
 
     broker.kill()
     broker.start()  # without persistence: the bridge must subscribe again by itself
