@@ -323,3 +323,42 @@ def test_the_bridge_resumes_after_the_mqtt_broker_restarts(
     while _sensor(event := t.events.next()) != "after":
         assert _sensor(event).startswith("probe")
     assert _sensor(event) == "after"
+
+
+def test_messages_sent_while_the_platform_is_down_arrive_when_it_is_back(
+        tmp_path: Path, private_mosquitto: Callable[[str], Any]) -> None:
+    """The bridge's MQTT session outlives the platform: Mosquitto keeps what arrives for
+    it meanwhile, and the platform, started again on the same data directory, resumes
+    that session and routes it."""
+    broker = private_mosquitto("allow_anonymous true\n")
+    data, args = tmp_path / "data", ("--mqtt", f"mqtt://{HOST}:{broker.port}")
+    server = start_server(data, "", *args)
+    try:
+        t = Tenant(server)
+        for path, body in (("/queues", {"name": "seen"}),
+                           ("/queues/seen/bindings", {"exchange": t.out, "topic": "alerts"})):
+            assert t.http.post(f"{MR}{path}", json=body).status_code == 200
+        with t.conn.mqttPublish(HOST, broker.port, topic=f"{t.routing_key}/plant/t") as pub:
+            pub.main(t.observation("before", 21))
+        assert _sensor(t.events.next()) == "before"  # the bridge's session exists
+        t.close()
+    finally:
+        server.stop()
+    with t.conn.mqttPublish(HOST, broker.port, topic=f"{t.routing_key}/plant/t") as pub:
+        pub.main(t.observation("while-down", 22))
+
+    server = start_server(data, "", *args)
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": t.key},
+                          timeout=15) as c:
+            seen: list[Any] = []
+
+            def pulled() -> bool:
+                r = c.get(f"{MR}/queues/seen/messages", params={"max": 10})
+                seen.extend(r.json()["messages"])
+                return bool(seen)
+
+            wait_for("the message sent while the platform was down", pulled, timeout=30)
+    finally:
+        server.stop()
+    assert [_sensor(m) for m in seen] == ["while-down"]
