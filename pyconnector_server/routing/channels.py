@@ -32,7 +32,7 @@ from ..backends.broker.base import Consumer, Delivery
 from ..deps import call
 from ..errors import APIError
 from .bodies import SHARED_EXCHANGE, RuleIn
-from .engine import CompiledRule, compile_rule
+from .engine import compile_rule
 from .live import DIRECT, Live, broker_errors, physical
 
 log = logging.getLogger("pyconnector.routing")
@@ -40,17 +40,6 @@ log = logging.getLogger("pyconnector.routing")
 FLUSH_SECONDS = 2.0  # how often a channel adds its counts to the rule's row
 RULE_QUEUE_MAX = 100_000  # messages a rule's own queue holds before the oldest drop
 PREFETCH = 200
-
-
-def filtered(rule: CompiledRule, message: Any) -> Any | None:
-    """What of ``message`` passes ``rule``, in the shape it came in; None if nothing."""
-    if type(message) is dict and "observations" in message:
-        items = message.get("observations")
-        if type(items) is not list:
-            return None
-        kept = [out for item in items if (out := rule.apply(item)) is not None]
-        return {**message, "observations": kept} if kept else None
-    return rule.apply(message)
 
 
 class Channel:
@@ -123,7 +112,7 @@ class Channel:
             message = orjson.loads(delivery.body)
         except orjson.JSONDecodeError:
             message = None  # not an observation: it cannot pass
-        passed = filtered(self.rule, message) if message is not None else None
+        passed = self.rule.apply_message(message) if message is not None else None
         if passed is not None:
             self.counts[1] += 1
             await self.live.publish(exchange, topic, passed)
@@ -198,4 +187,4 @@ class Channels:
         self.running.clear()
 
 
-__all__ = ["DIRECT", "Channel", "Channels", "filtered"]
+__all__ = ["DIRECT", "Channel", "Channels"]

@@ -18,6 +18,10 @@ from ..errors import APIError, bad_request
 from . import validate as v
 from .store import Prop, SensorRef, SosStore
 
+# What x-routing does with accepted observations: db stores them; mq hands them to message
+# routing (the outbox, drained into the tenant's direct exchange) without storing them.
+DONE = {"db": "stored", "mq": "routed (not stored)", "both": "stored and routed"}
+
 Pending = tuple[int, str, int, float | None, str | None]  # sensor, property name, time, num, text
 
 
@@ -153,7 +157,7 @@ def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> 
             pending.extend(rows)
             accepted.append(raw)
             results.append({"index": i, "code": 201,
-                            "message": f"{len({r[2] for r in rows})} record(s) stored"})
+                            "message": f"{len({r[2] for r in rows})} record(s) {DONE[routing]}"})
         for pname, ptype in new_types.items():
             store.ensure_property(conn, t, props, pname, ptype)
         if routing in ("db", "both"):
@@ -165,10 +169,10 @@ def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> 
     if not failed:
         records = sum(1 for _ in {(s, ts) for s, _p, ts, *_ in pending})
         return {"code": 201, "message": f"{records} record(s) of {len(raw_items)} "
-                f"observation(s) stored", "results": results}
+                f"observation(s) {DONE[routing]}", "results": results}
     if len(failed) == len(results):
         first = failed[0]
         out = {k: first[k] for k in ("code", "message", "field") if k in first}
         return {**out, "results": results}
     return {"code": 207, "message": f"{len(results) - len(failed)} of {len(results)} "
-            "observation(s) stored; see results", "results": results}
+            f"observation(s) {DONE[routing]}; see results", "results": results}

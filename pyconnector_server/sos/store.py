@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 from ..auth import Tenant
-from ..db import Database
+from ..db import Database, tenant
 from ..deps import now_ms
 from ..errors import APIError, bad_request, not_found
 from . import validate as v
@@ -569,6 +569,22 @@ class SosStore:
         conn.execute(sa.insert(routing_outbox).values(
             tenant_id=t.id, routing=routing, payload={"observations": payload},
             created_ms=now_ms()))
+
+    def outbox_batch(self, limit: int) -> list[tuple[int, Tenant, dict[str, Any]]]:
+        """The oldest observations waiting for message routing, every tenant's: row id,
+        tenant and the insert body as sent (Message Routing drains them)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(routing_outbox.c.id, routing_outbox.c.payload, tenant.c.id.label("tid"),
+                          tenant.c.name, tenant.c.jwt_secret)
+                .join(tenant, tenant.c.id == routing_outbox.c.tenant_id)
+                .order_by(routing_outbox.c.id).limit(limit)).all()
+        return [(r.id, Tenant(r.tid, r.name, r.jwt_secret), r.payload) for r in rows]
+
+    def outbox_done(self, ids: list[int]) -> None:
+        """Forget outbox rows the broker has confirmed."""
+        with self.db.write() as conn:
+            conn.execute(sa.delete(routing_outbox).where(routing_outbox.c.id.in_(ids)))
 
     def outbox(self, t: Tenant) -> list[dict[str, Any]]:
         """Observations waiting for message routing (oldest first)."""

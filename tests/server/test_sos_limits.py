@@ -15,7 +15,6 @@ import orjson
 import pytest
 from sos_helper import stored_values as _stored
 
-from pyconnector_server.auth import tenant_for_key
 from pyconnector_server.sos import validate
 
 SOS = "/api/sos/v2.0"
@@ -351,10 +350,15 @@ def test_observation_kept_for_routing_is_bounded_in_depth(sos: Any, routing: str
     headers = {"content-type": "application/json", "x-routing": routing}
     ok = item(validate.JSON_MAX_DEPTH)
     deep = item(validate.JSON_MAX_DEPTH + 1)
-    r = sos.post(f"{SOS}/observations", content=f'{{"observations": [{ok}, {deep}]}}',
-                 headers=headers)
-    body = r.json()
-    assert body["code"] == 207, body
-    assert body["results"][1]["field"] == "observations[1]", body
-    outbox = sos.app.state.sos.outbox(tenant_for_key(sos.app.state.db, sos.api_key))
-    assert outbox[-1]["payload"]["observations"] == [orjson.loads(ok)]
+    mr = "/MessageRouting/v2.0"
+    key = sos.get(f"{mr}/routingKey").json()["routingKey"]
+    with sos.client.websocket_connect(f"{mr}/ws", headers=sos.headers()) as ws:
+        ws.send_json({"action": "subscribe", "exchange": "Direct.Exchange", "topic": key})
+        assert ws.receive_json()["type"] == "subscribed"
+        r = sos.post(f"{SOS}/observations", content=f'{{"observations": [{ok}, {deep}]}}',
+                     headers=headers)
+        body = r.json()
+        assert body["code"] == 207, body
+        assert body["results"][1]["field"] == "observations[1]", body
+        # Only the accepted item was routed, as it was sent.
+        assert ws.receive_json()["message"] == {"observations": [orjson.loads(ok)]}
