@@ -328,9 +328,9 @@ class WebSocketSubscription:
                     lambda: self._frames or self._stopped or self._ended is not None, wait):
                 raise errors.TimeoutError(f"no message on {self._label()} within "
                                           f"{timeout:g} s")
+            if self._stopped:
+                raise _Stopped(f"the subscription to {self._label()} was stopped")
             if not self._frames:
-                if self._stopped:
-                    raise _Stopped(f"the subscription to {self._label()} was stopped")
                 assert self._ended is not None
                 raise self._ended
             frame = self._frames.popleft()
@@ -367,10 +367,12 @@ class WebSocketSubscription:
         self._settle("nack", tag)
 
     def stop(self) -> None:
-        """End the subscription: close its connection (messages not acknowledged go back
-        to their queue), end the reader thread, wake :meth:`get` and iteration."""
+        """End the subscription, from the loop or another thread: iteration ends and
+        :meth:`get` raises, messages still buffered are dropped, the connection closes
+        (a queue's unacknowledged messages go back to it) and the reader thread ends."""
         with self._state:
             self._stopped = True
+            self._frames.clear()  # a queue's go back to it with the connection
             self._state.notify_all()
         self._ws.close()
         if self._reader is not threading.current_thread():

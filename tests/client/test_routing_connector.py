@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import socket
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from conftest import Server, start_server, wait_for
+from test_tls import make_ca_and_server_cert
 
 import pyconnector
 from pyconnector.routing import MAX_FRAME_BYTES, srwsUtils
@@ -88,13 +92,16 @@ def test_one_websocket_serves_every_publish_and_reopens_after_close(srws: srwsUt
         first = srws._ws
         srws.WebSocketPublish("second", exchange=ex, topic="t")
         assert srws._ws is first  # kept, not one per publish
+        assert [sub.get(timeout=10), sub.get(timeout=10)] == ["first", "second"]
+        srws.WebSocketPublish("third", exchange=ex, topic="t")
+        wait_for("the third message to be buffered", lambda: "1 waiting" in repr(sub))
         srws.close()  # ends the publishing socket and the subscription
         assert srws._ws is None
-        assert [m for m in sub] == ["first", "second"]  # what came before the stop
+        assert list(sub) == []  # stopped: what was buffered is dropped
     with srws.webSocketSubTopic(ex, "#") as sub:
-        srws.WebSocketPublish("third", exchange=ex, topic="t")
+        srws.WebSocketPublish("fourth", exchange=ex, topic="t")
         assert srws._ws is not first
-        assert sub.get(timeout=10) == "third"
+        assert sub.get(timeout=10) == "fourth"
 
 
 def test_iteration_blocks_until_stop_from_another_thread(srws: srwsUtils) -> None:
@@ -115,6 +122,33 @@ def test_iteration_blocks_until_stop_from_another_thread(srws: srwsUtils) -> Non
     assert "stopped" in repr(sub)
     with pytest.raises(pyconnector.PyConnectorError, match="stopped"):
         sub.get(timeout=1)
+
+
+def test_stop_inside_the_loop_ends_it(srws: srwsUtils) -> None:
+    ex = _name("ex")
+    srws.createExchange(ex)
+    sub = srws.webSocketSubTopic(ex, "t")
+    for n in range(3):
+        srws.SendRequestExchange(n, exchange=ex, topic="t")
+    got = []
+    for message in sub:
+        got.append(message)
+        if message == 1:
+            sub.stop()
+    assert got == [0, 1]
+
+
+def test_a_full_buffer_drops_the_oldest_and_counts_them(srws: srwsUtils) -> None:
+    ex = _name("ex")
+    srws.createExchange(ex)
+    with srws.webSocketSubTopic(ex, "t", buffer=100) as sub:
+        for n in range(150):  # nobody takes them meanwhile
+            srws.WebSocketPublish(n, exchange=ex, topic="t")
+        wait_for("50 messages dropped", lambda: sub.dropped == 50)
+        assert [sub.get(timeout=10) for _ in range(100)] == list(range(50, 150))
+        assert sub.last is not None and sub.last["dropped"] == 0  # the platform kept up
+    with pytest.raises(pyconnector.ConfigError, match="buffer: .* from 100"):
+        srws.webSocketSubTopic(ex, "t", buffer=10)
 
 
 def test_the_default_target_is_the_direct_exchange_where_rules_read(srws: srwsUtils) -> None:
@@ -314,6 +348,103 @@ def test_no_platform_is_a_connect_error() -> None:
             srws.WebSocketPublish({"n": 1})
         with pytest.raises(pyconnector.ConnectError, match=f"127.0.0.1:{port}"):
             srws.webSocketSubTopic("ex1", "test")
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+class TLSProxy:
+    """TLS in front of the platform on loopback (``pyconnector serve`` speaks plain HTTP;
+    production puts a proxy in front the same way): one thread per connection, copying
+    bytes both ways with one ``select`` loop, so the TLS socket is used by one thread."""
+
+    def __init__(self, backend: tuple[str, int], cert: Path, key: Path) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        self.backend = backend
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.threads: list[threading.Thread] = []
+        self.done = threading.Event()
+        self.accepter = threading.Thread(target=self._accept)
+        self.accepter.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)  # closing a socket does not wake its accept()
+        while not self.done.is_set():
+            try:
+                raw, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(10)
+            thread = threading.Thread(target=self._serve, args=(raw,))
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            tls = self.context.wrap_socket(raw, server_side=True)
+        except OSError:  # the client refused our certificate
+            raw.close()
+            return
+        with tls, socket.create_connection(self.backend) as back:
+            while not self.done.is_set():
+                ready = [tls] if tls.pending() else select.select([tls, back], [], [], 0.2)[0]
+                try:
+                    for source, sink in ((tls, back), (back, tls)):
+                        if source in ready:
+                            data = source.recv(65536)
+                            if not data:
+                                return
+                            sink.sendall(data)
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.done.set()
+        self.accepter.join()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join()
+
+
+@pytest.fixture
+def tls_url(server: Server, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``(https URL, CA file)`` of the platform behind TLS with a private CA."""
+    ca_pem, cert_pem, key_pem = make_ca_and_server_cert(tmp_path)
+    host, port = server.url.split("//")[1].split(":")
+    proxy = TLSProxy((host, int(port)), cert_pem, key_pem)
+    try:
+        yield f"https://127.0.0.1:{proxy.port}", ca_pem
+    finally:
+        proxy.close()
+
+
+def test_wss_with_the_configs_ca_file(tls_url: tuple[str, Path], key: str) -> None:
+    url, ca_pem = tls_url
+    ex = _name("ex")
+    with pyconnector.connectors(api_key=key, URL=url, verify=str(ca_pem), timeout=10) as c, \
+            c.srwsUtils() as srws:
+        srws.createExchange(ex)
+        sub = srws.webSocketSubTopic(ex, "t")
+        assert " on wss://127.0.0.1:" in repr(sub)
+        assert srws.WebSocketPublish({"over": "tls"}, exchange=ex, topic="t")["type"] == "ok"
+        assert sub.get(timeout=10) == {"over": "tls"}
+        with srws.sseSubscribe(exchange=ex, topic="t") as events:
+            srws.SendRequestExchange("sse", exchange=ex, topic="t")
+            assert next(iter(events)) == "sse"
+    with pyconnector.connectors(api_key=key, URL=url, verify=False, timeout=10) as c, \
+            c.srwsUtils() as srws:
+        assert srws.WebSocketPublish({"n": 1}, exchange=ex, topic="t")["type"] == "ok"
+
+
+def test_wss_refuses_a_certificate_the_default_cas_do_not_trust(tls_url: tuple[str, Path],
+                                                               key: str) -> None:
+    url, _ = tls_url
+    with pyconnector.connectors(api_key=key, URL=url, timeout=10, retries=0) as c, \
+            c.srwsUtils() as srws:
+        with pytest.raises(pyconnector.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            srws.WebSocketPublish({"n": 1})
+        with pytest.raises(pyconnector.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            srws.webSocketSubTopic("ex1", "t")
 
 
 # -- resources ---------------------------------------------------------------------------------
