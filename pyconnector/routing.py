@@ -205,15 +205,21 @@ def _send_frame(socket: _Socket, ws: ClientConnection, frame: dict[str, Any]) ->
         raise socket.closed_error(exc, frame["action"]) from exc
 
 
-def _answer(socket: _Socket, ws: ClientConnection, ref: str, action: str) -> dict[str, Any]:
-    """Read frames until the one answering ``ref``: returned, or raised if an error."""
+def _answer(socket: _Socket, ws: ClientConnection, ref: str, action: str,
+            others: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Read frames until the one answering ``ref``: returned, or raised if an error.
+    Messages read meanwhile go to ``others`` when given (else nothing else is expected)."""
     from websockets.exceptions import ConnectionClosed
 
     try:
         while True:
             frame = _decode(ws.recv(timeout=socket.timeout, decode=True))
-            if not isinstance(frame, dict) or frame.get("ref") != ref:
-                continue  # nothing else is asked on this connection meanwhile
+            if not isinstance(frame, dict):
+                continue
+            if frame.get("ref") != ref:
+                if others is not None and frame.get("type") == "message":
+                    others.append(frame)
+                continue
             if frame.get("type") == "error":
                 raise socket.frame_error(frame, action)
             return frame
@@ -259,7 +265,9 @@ class WebSocketSubscription:
         try:
             ref = f"sub{next(_refs)}"
             _send_frame(socket, self._ws, {"action": "subscribe", "ref": ref, **target})
-            self.id = _answer(socket, self._ws, ref, "subscribe")["id"]
+            early: list[dict[str, Any]] = []
+            self.id = _answer(socket, self._ws, ref, "subscribe", early)["id"]
+            self._frames.extend(early)
         except BaseException:
             self._ws.close()
             raise
