@@ -8,6 +8,8 @@ import os
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -257,6 +259,20 @@ def test_a_queue_subscription_keeps_what_it_did_not_acknowledge(srws: srwsUtils)
     assert srws.getMessages(q, max=5) == []  # both acknowledged as taken
 
 
+def test_nack_gives_a_message_back_to_the_queue(srws: srwsUtils) -> None:
+    q = _name("q")
+    srws.createQueue(q)
+    srws.SendRequestExchange("again", queue=q)
+    with srws.webSocketSubQueue(q) as sub:
+        assert sub.get(timeout=10) == "again"
+        assert sub.last is not None and sub.last["redelivered"] is False
+        sub.nack()
+        assert sub.get(timeout=10) == "again"  # redelivered, here the only consumer
+        assert sub.last["redelivered"] is True and sub.last["tag"] == 2
+        sub.ack()
+    assert srws.getMessages(q, max=5) == []
+
+
 def test_ack_errors_are_clear(srws: srwsUtils) -> None:
     ex, q = _name("ex"), _name("q")
     srws.createExchange(ex)
@@ -330,6 +346,25 @@ def test_a_bad_key_is_an_authentication_error_on_every_path(server: Server) -> N
             srws.webSocketSubTopic("ex1", "test")
         with pytest.raises(pyconnector.AuthenticationError, match="unknown API key"):
             srws.sseSubscribe(exchange="ex1")
+
+
+def test_a_jwt_tenants_websocket_needs_the_token(server: Server) -> None:
+    tenant = _name("jwt")
+    key = server.new_key(tenant)
+    secret = subprocess.run(
+        [sys.executable, "-m", "pyconnector_server.cli", "jwtkey", "create", "--data-dir",
+         str(server.data_dir), "--tenant", tenant],
+        capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    with pyconnector.connectors(api_key=key, URL=server.url, timeout=10) as plain, \
+            plain.srwsUtils() as srws, \
+            pytest.raises(pyconnector.AuthenticationError, match="JWT"):
+        srws.WebSocketPublish({"n": 1})
+    with pyconnector.connectors(api_key=key, URL=server.url, jwt_key=secret,
+                                timeout=10) as c, c.srwsUtils() as srws:
+        srws.createExchange("ex1")
+        with srws.webSocketSubTopic("ex1", "t") as sub:
+            assert srws.WebSocketPublish({"n": 1}, exchange="ex1", topic="t")["type"] == "ok"
+            assert sub.get(timeout=10) == {"n": 1}
 
 
 def test_a_frame_over_the_platforms_limit_is_refused_before_sending(srws: srwsUtils) -> None:
