@@ -1,7 +1,8 @@
 """A short tour of pyconnector on the embedded platform (what `make demo` runs).
 
 Starts `pyconnector serve` on a free port with SQLite in a temporary data dir, then uses
-the connector as a user would: the Sensor Observation Service, then the Data Lake.
+the connector as a user would: the Sensor Observation Service, Message Routing (a rule
+and a WebSocket subscriber), then the Data Lake.
 Files it makes (CSV, PNG) go to ./demo-output/.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import demo_datalake  # examples/demo_datalake.py, beside this file
+import demo_routing  # examples/demo_routing.py
 
 import pyconnector
 from pyconnector_server.process import ServerProcess
@@ -116,6 +118,7 @@ def main() -> int:
             print(f"platform at {platform.url}, tenant 'default' key {platform.api_key[:8]}…")
             with pyconnector.connectors(api_key=platform.api_key, URL=platform.url) as conn:
                 sos_tour(conn, workdir)
+                demo_routing.run(conn)
             step("Create a data lake user 'demo' (as the tenant admin would, with the CLI)")
             dls_key = platform.cli("dlsuser", "create", "--tenant", "default",
                                    "--user", "demo").strip()

@@ -17,6 +17,9 @@ def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2880 record(s), 8640 value(s) stored" in out.stdout
+    # Routing: the rule passes the two readings over 30 °C to the WebSocket subscriber.
+    assert "hot: 2024-07-01T12:01:00+00:00 31.2\nhot: 2024-07-01T12:03:00+00:00 33.0" in out.stdout
+    assert "rule counts: 4 in, 2 matched, 2 out" in out.stdout
     assert "created: default/demo/demo/run1/flights.csv" in out.stdout
     assert "mean delay 15.2 min; summary says 15.2" in out.stdout
     png = tmp_path / "demo-output" / "room1-temperature.png"
