@@ -57,6 +57,12 @@ class Live:
         self.broker = broker
         self.store = store
         self._direct: set[int] = set()  # tenants whose direct exchange is declared
+        # Exchanges and queues known to be a tenant's: a publish looks its target up here,
+        # not in the database. Forgotten when deleted through this process; one deleted
+        # through another process is gone from the broker too, which then answers 404.
+        self._owned: dict[tuple[int, str], str] = {}
+        self._queues: set[tuple[int, str]] = set()
+        self._keys: dict[int, str] = {}
         self._lock = asyncio.Lock()
         self.channels: Channels  # the running rules; the service sets it
 
@@ -87,16 +93,28 @@ class Live:
         exchange included), or 404 naming ``field``."""
         if name == DIRECT:
             return await self.direct(t), "direct"
-        kind = await call(self.store.exchange_kind, t, name)
+        kind = self._owned.get((t.id, name))
         if kind is None:
-            raise APIError(404, f"{field}: exchange {name!r} not found", field=field)
+            kind = await call(self.store.exchange_kind, t, name)
+            if kind is None:
+                raise APIError(404, f"{field}: exchange {name!r} not found", field=field)
+            self._owned[(t.id, name)] = kind
         return physical(t.id, name), kind
 
     async def queue(self, t: Tenant, name: str, field: str = "queue") -> str:
         """The broker name of the tenant's queue ``name``, or 404 naming ``field``."""
-        if not await call(self.store.has_queue, t, name):
-            raise APIError(404, f"{field}: queue {name!r} not found", field=field)
+        if (t.id, name) not in self._queues:
+            if not await call(self.store.has_queue, t, name):
+                raise APIError(404, f"{field}: queue {name!r} not found", field=field)
+            self._queues.add((t.id, name))
         return physical(t.id, name)
+
+    async def routing_key(self, t: Tenant) -> str:
+        """The tenant's routing key (it never changes: kept once read)."""
+        key = self._keys.get(t.id)
+        if key is None:
+            key = self._keys[t.id] = await call(self.store.routing_key, t)
+        return key
 
     async def publish(self, exchange: str, key: str, message: Any) -> None:
         """Publish ``message`` (JSON) and wait until the broker has it."""
@@ -115,6 +133,7 @@ class Live:
         return answer
 
     async def delete_exchange(self, t: Tenant, name: str) -> None:
+        self._owned.pop((t.id, name), None)
         await call(self.store.remove_exchange, t, name)
         try:
             await self.broker.delete_exchange(physical(t.id, name))
@@ -133,6 +152,7 @@ class Live:
         return answer
 
     async def delete_queue(self, t: Tenant, name: str) -> None:
+        self._queues.discard((t.id, name))
         await call(self.store.remove_queue, t, name)
         try:
             await self.broker.delete_queue(physical(t.id, name))

@@ -22,7 +22,6 @@ from ..auth import Tenant
 from ..backends.broker.base import BrokerNotFound, Consumer, Delivery, Message, Subscription
 from ..backends.errors import BackendError
 from ..bodies import check
-from ..deps import call
 from ..errors import APIError
 from .live import DIRECT, Live
 from .wire import Frame
@@ -221,7 +220,7 @@ async def target(live: Live, t: Tenant, where: Any) -> tuple[str, str]:
         return "", await live.queue(t, where.queue)
     key = where.topic if where.topic is not None else where.routingKey
     if where.exchange is None or where.exchange == DIRECT:
-        own_key = await call(live.store.routing_key, t)
+        own_key = await live.routing_key(t)
         return await live.direct(t), own_key if key is None else key
     exchange, kind = await live.exchange(t, where.exchange)
     if key is None and kind != "fanout":
