@@ -435,7 +435,18 @@ def _unique(params: list[Any]) -> None:
         seen[p.name] = i
 
 
-class RuleIn(Model):
+class _ReadOnly(Model):
+    """What the platform answers beside a rule (``GET /routingRules``): accepted back, so
+    a rule listed, edited and sent again is not refused, and ignored (never stored)."""
+
+    RuleID: Any = Field(None, exclude=True, description="Read-only: ignored")
+    Status: Any = Field(None, exclude=True, description="Read-only: ignored")
+    counts: Any = Field(None, exclude=True, description="Read-only: ignored")
+    createdOn: Any = Field(None, exclude=True, description="Read-only: ignored")  # noqa: N815
+    updatedOn: Any = Field(None, exclude=True, description="Read-only: ignored")  # noqa: N815
+
+
+class RuleIn(_ReadOnly):
     """A new routing rule, TCUP's JSON (``RuleName`` unique per tenant)."""
 
     RuleName: RuleNameText
@@ -451,7 +462,7 @@ class RuleIn(Model):
         return self
 
 
-class RuleUpdate(Model):
+class RuleUpdate(_ReadOnly):
     """The fields of a rule to change; ``params``, ``input`` and ``output`` are replaced
     whole. :func:`updated` gives the rule that results."""
 
@@ -470,5 +481,6 @@ class RuleUpdate(Model):
 
 def updated(rule: RuleIn, update: RuleUpdate) -> RuleIn:
     """``rule`` with the fields ``update`` gives (``null`` for a field keeps it)."""
-    changes = {k: getattr(update, k) for k in update.given() if getattr(update, k) is not None}
+    changes = {k: getattr(update, k) for k in update.given() - set(_ReadOnly.model_fields)
+               if getattr(update, k) is not None}
     return rule.model_copy(update=changes)

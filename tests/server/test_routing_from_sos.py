@@ -76,7 +76,8 @@ def test_another_tenant_does_not_see_routed_observations(api: Any) -> None:
     other = {"x-api-key": api.new_key("routing-other")}
     key = api.get(f"{MR}/routingKey", headers=other).json()["routingKey"]
     with api.client.websocket_connect(f"{MR}/ws", headers=other) as ws:
-        ws.send_json({"action": "subscribe", "exchange": "Direct.Exchange", "topic": "#"})
+        # Its own direct exchange, with its own key (a direct exchange matches keys exactly).
+        ws.send_json({"action": "subscribe", "exchange": "Direct.Exchange", "topic": key})
         assert ws.receive_json()["type"] == "subscribed"
         api.post(f"{SOS}/observations", json=_body(1), headers={"x-routing": "mq"})
         wait_for("the outbox to be drained", lambda: _outbox(api) == 0)

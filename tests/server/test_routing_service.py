@@ -307,3 +307,20 @@ def test_a_running_rule_runs_again_after_a_restart(tmp_path: Any) -> None:
         api.client.post(f"{MR}/publish", json={"message": _item("s1", 1)}, headers=h)
         wait_for("the restarted rule to route", lambda: api.client.get(
             f"{MR}/queues/seen", headers=h).json()["messages"] == 1)
+
+
+def test_a_listed_rule_can_be_sent_back(mr: Any) -> None:
+    """What GET answers (RuleID, Status, counts, dates) is accepted back and ignored."""
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    made = mr.post(f"{MR}/routingRules", json=_rule(mr, "orig", ex)).json()
+    listed = mr.get(f"{MR}/routingRules/{made['RuleID']}").json()
+    r = mr.put(f"{MR}/routingRules/{made['RuleID']}",
+               json={**listed, "RuleDescription": "edited", "Status": "Running",
+                     "RuleID": 999})
+    assert r.status_code == 200, r.text
+    assert r.json()["RuleID"] == made["RuleID"] and r.json()["Status"] == "Created"
+    assert r.json()["RuleDescription"] == "edited"
+    copy = {**listed, "RuleName": "copy"}
+    r = mr.post(f"{MR}/routingRules", json=copy)
+    assert r.status_code == 200 and r.json()["RuleID"] != made["RuleID"], r.text
