@@ -110,4 +110,7 @@ class OutboxDrain:
                     await call(self._release)
                     await asyncio.sleep(RETRY_SECONDS)
         finally:
-            await asyncio.shield(call(self._release))
+            # Here, not in the thread pool: a cancelled task does not wait for a thread,
+            # and a lock left on an open connection would keep every other process (and
+            # every later app on the database) from draining.
+            self._release()
