@@ -21,7 +21,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..auth import Tenant
 from ..backends.errors import BackendError
 from ..db import Database
 from ..deps import call
@@ -45,7 +44,6 @@ class OutboxDrain:
         self.sos = sos
         self.db = db
         self._lock_conn: Any = None
-        self._keys: dict[int, str] = {}
 
     def _hold_lock(self) -> bool:
         """Whether this process drains: always on SQLite (one process writes); on
@@ -69,12 +67,6 @@ class OutboxDrain:
                 self._lock_conn.close()  # a session lock ends with its session
             self._lock_conn = None
 
-    async def _key(self, t: Tenant) -> str:
-        key = self._keys.get(t.id)
-        if key is None:
-            key = self._keys[t.id] = await call(self.live.store.routing_key, t)
-        return key
-
     async def drain_once(self) -> int:
         """Move one batch; the number of rows moved."""
         rows = await call(self.sos.outbox_batch, BATCH)
@@ -82,7 +74,7 @@ class OutboxDrain:
         try:
             for row_id, t, payload in rows:
                 exchange = await self.live.direct(t)
-                await self.live.publish(exchange, await self._key(t), payload)
+                await self.live.publish(exchange, await self.live.routing_key(t), payload)
                 done.append(row_id)
         finally:
             if done:  # what the broker confirmed, even when a later row failed
