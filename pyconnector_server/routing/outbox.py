@@ -7,9 +7,13 @@ sensor's observations are rows in insert order), one message per insert body as 
 sent, and deletes the rows once the broker has confirmed them: at least once (a crash
 between the confirm and the delete sends those rows again).
 
-Several platform processes may share one PostgreSQL database: one drains at a time, the
-one holding a session advisory lock (taken over by another when its holder dies), so
-order holds across them. A broker that is down leaves the rows in place and is retried.
+Several platform processes may share one PostgreSQL database. With a shared broker
+(RabbitMQ) one drains at a time, the one holding a session advisory lock on this schema
+(taken over by another when its holder dies), so order holds across them. With the
+embedded router each process has a router of its own: rows carry the inserting process
+(``origin``) and each process drains its own, without the lock; rows of a process that
+died are dropped after :data:`ORPHAN_MS` (its router's messages died with it). A broker
+that is down leaves the rows in place and is retried.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +39,8 @@ log = logging.getLogger("pyconnector.routing")
 BATCH = 500  # outbox rows taken at a time
 IDLE_SECONDS = 0.1  # between looks at an empty outbox
 RETRY_SECONDS = 1.0  # after a broker failure
-LOCK_ID = 0x70636F6E  # the advisory lock naming "the outbox drainer" ("pcon")
+LOCK_CLASS = 0x70636F6E  # with the schema's hash, the advisory lock of the drainer ("pcon")
+ORPHAN_MS = 3_600_000  # an embedded router's rows left by a dead process are dropped after
 
 
 class OutboxDrain:
@@ -44,17 +51,23 @@ class OutboxDrain:
         self.sos = sos
         self.db = db
         self._lock_conn: Any = None
+        if not live.broker.shared:
+            sos.outbox_origin = uuid.uuid4().hex
+        self._last_sweep = 0.0
 
     def _hold_lock(self) -> bool:
-        """Whether this process drains: always on SQLite (one process writes); on
-        PostgreSQL, while it holds the advisory lock on a connection of its own."""
-        if self.db.dialect != "postgresql":
+        """Whether this process drains: always on SQLite (one process writes) and with a
+        broker of its own (it drains its own rows); else while it holds the advisory lock
+        of this schema's drainer on a connection of its own. The lock is per schema, as
+        the outbox is: platforms in other schemas of the database drain on their own."""
+        if self.db.dialect != "postgresql" or not self.live.broker.shared:
             return True
         if self._lock_conn is None:
             self._lock_conn = self.db.engine.connect()
         try:
-            got = self._lock_conn.execute(sa.text("SELECT pg_try_advisory_lock(:id)"),
-                                          {"id": LOCK_ID}).scalar()
+            got = self._lock_conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))"),
+                {"cls": LOCK_CLASS}).scalar()
             self._lock_conn.commit()
         except Exception:
             self._release()
@@ -69,6 +82,11 @@ class OutboxDrain:
 
     async def drain_once(self) -> int:
         """Move one batch; the number of rows moved."""
+        if time.monotonic() - self._last_sweep > ORPHAN_MS / 1000 / 10:
+            self._last_sweep = time.monotonic()
+            if dropped := await call(self.sos.outbox_forget_orphans, ORPHAN_MS):
+                log.warning("routing outbox: dropped %d row(s) a stopped process left for its "
+                            "embedded router", dropped)
         rows = await call(self.sos.outbox_batch, BATCH)
         done: list[int] = []
         try:

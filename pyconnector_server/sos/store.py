@@ -86,6 +86,9 @@ class SosStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: set by Message Routing when its broker is this process's own (the embedded
+        #: router): outbox rows carry it, so another process never routes them
+        self.outbox_origin: str | None = None
 
     # -- features ----------------------------------------------------------------------
     def _feature_id(self, conn: sa.Connection, t: Tenant, name: str) -> int | None:
@@ -568,7 +571,15 @@ class SosStore:
                    payload: list[dict[str, Any]]) -> None:
         conn.execute(sa.insert(routing_outbox).values(
             tenant_id=t.id, routing=routing, payload={"observations": payload},
-            created_ms=now_ms()))
+            created_ms=now_ms(), origin=self.outbox_origin))
+
+    def _outbox_mine(self) -> sa.ColumnElement[bool]:
+        """The outbox rows this process routes: on PostgreSQL with a broker of its own
+        (:attr:`outbox_origin` set), the rows it inserted; else all (SQLite has one
+        writing process, and a shared broker takes any process's rows)."""
+        if self.outbox_origin is None or self.db.dialect != "postgresql":
+            return sa.true()
+        return routing_outbox.c.origin == self.outbox_origin
 
     def outbox_batch(self, limit: int) -> list[tuple[int, Tenant, dict[str, Any]]]:
         """The oldest observations waiting for message routing, every tenant's: row id,
@@ -578,6 +589,7 @@ class SosStore:
                 sa.select(routing_outbox.c.id, routing_outbox.c.payload, tenant.c.id.label("tid"),
                           tenant.c.name, tenant.c.jwt_secret)
                 .join(tenant, tenant.c.id == routing_outbox.c.tenant_id)
+                .where(self._outbox_mine())
                 .order_by(routing_outbox.c.id).limit(limit)).all()
         return [(r.id, Tenant(r.tid, r.name, r.jwt_secret), r.payload) for r in rows]
 
@@ -585,6 +597,17 @@ class SosStore:
         """Forget outbox rows the broker has confirmed."""
         with self.db.write() as conn:
             conn.execute(sa.delete(routing_outbox).where(routing_outbox.c.id.in_(ids)))
+
+    def outbox_forget_orphans(self, older_than_ms: int) -> int:
+        """Drop rows older than ``older_than_ms`` that another process inserted for its
+        own embedded router: that router's messages ended with it. The number dropped."""
+        if self.outbox_origin is None or self.db.dialect != "postgresql":
+            return 0
+        with self.db.write() as conn:
+            return conn.execute(sa.delete(routing_outbox).where(
+                routing_outbox.c.origin.is_not(None),
+                routing_outbox.c.origin != self.outbox_origin,
+                routing_outbox.c.created_ms < now_ms() - older_than_ms)).rowcount
 
     def outbox(self, t: Tenant) -> list[dict[str, Any]]:
         """Observations waiting for message routing (oldest first)."""

@@ -85,4 +85,7 @@ routing_outbox = sa.Table(
     sa.Column("routing", sa.String(8), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
+    # The inserting process, when its broker is its own (the embedded router): only that
+    # process can route the row. NULL when every process reaches one broker.
+    sa.Column("origin", sa.String(32)),
 )

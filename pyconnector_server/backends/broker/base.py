@@ -325,6 +325,9 @@ class Broker(ABC):
 
     #: a short name for logs: "memory", "amqp"
     kind = "abstract"
+    #: whether other processes reach the same exchanges and queues (a broker server), or
+    #: only this one (the embedded router)
+    shared = True
 
     # -- exchanges ----------------------------------------------------------------------------
     async def declare_exchange(self, name: str, kind: str = "direct") -> None:

@@ -219,6 +219,7 @@ class MemoryBroker(Broker):
     """Exchanges and queues in dicts, on the event loop that uses them."""
 
     kind = "memory"
+    shared = False
 
     def __init__(self) -> None:
         self._exchanges: dict[str, _Exchange] = {
