@@ -2,7 +2,9 @@
 
 Starts `pyconnector serve` on a free port with SQLite in a temporary data dir, then uses
 the connector as a user would: the Sensor Observation Service, Message Routing (a rule
-and a WebSocket subscriber), then the Data Lake.
+and a WebSocket subscriber; and an MQTT subscriber when an MQTT broker answers on
+127.0.0.1:1883, or at PYCONNECTOR_DEMO_MQTT=host:port, which the platform is bridged to),
+then the Data Lake.
 Files it makes (CSV, PNG) go to ./demo-output/.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import socket
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -110,15 +114,29 @@ def sos_tour(conn: pyconnector.connectors, workdir: Path) -> None:
     print(OUT / "room1-temperature.png")
 
 
+def mqtt_broker() -> tuple[str, int] | None:
+    """The MQTT broker to bridge to, if one answers (the demo runs without one)."""
+    host, _, port = os.environ.get("PYCONNECTOR_DEMO_MQTT", "127.0.0.1:1883").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except (OSError, ValueError):
+        print(f"(no MQTT broker at {host}:{port}: the MQTT subscriber is left out)")
+        return None
+    return host, int(port)
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pyconnector-demo-") as tmp:
         workdir = Path(tmp)
         step("Start the platform: SQLite in a temporary data dir, a free port")
-        with ServerProcess.start(workdir / "data") as platform:
+        mqtt = mqtt_broker()
+        # A short MQTT session: the broker forgets the demo's bridge a minute after it.
+        bridge = ("--mqtt", f"mqtt://{mqtt[0]}:{mqtt[1]}?session_expiry=60") if mqtt else ()
+        with ServerProcess.start(workdir / "data", "", *bridge) as platform:
             print(f"platform at {platform.url}, tenant 'default' key {platform.api_key[:8]}…")
             with pyconnector.connectors(api_key=platform.api_key, URL=platform.url) as conn:
                 sos_tour(conn, workdir)
-                demo_routing.run(conn)
+                demo_routing.run(conn, mqtt)
             step("Create a data lake user 'demo' (as the tenant admin would, with the CLI)")
             dls_key = platform.cli("dlsuser", "create", "--tenant", "default",
                                    "--user", "demo").strip()

@@ -67,14 +67,15 @@ class Channel:
         else:
             name, key = given.TopicExchange, given.Topic
             field = "input.TopicExchange"
-        if name == SHARED_EXCHANGE:
-            own_key = await call(self.live.store.routing_key, self.t)
-            return queue, SHARED_EXCHANGE, f"{own_key}.{key}"
+        if name == SHARED_EXCHANGE:  # the tenant's part of it: under its routing key
+            return queue, SHARED_EXCHANGE, f"{await self.live.routing_key(self.t)}.{key}"
         exchange, _kind = await self.live.exchange(self.t, name, field)
         return queue, exchange, key
 
     async def _output(self) -> tuple[str, str]:
         out = self.spec.output
+        if out.TopicExchange == SHARED_EXCHANGE:  # MQTT subscribers see it (mqtt_bridge.py)
+            return SHARED_EXCHANGE, f"{await self.live.routing_key(self.t)}.{out.Topic}"
         exchange, _kind = await self.live.exchange(self.t, out.TopicExchange,
                                                    "output.TopicExchange")
         return exchange, out.Topic

@@ -1,4 +1,4 @@
-"""MQTT into Message Routing: a bridge from an MQTT broker into the platform's ``amq.topic``.
+"""MQTT and Message Routing: a bridge between an MQTT broker and the platform's ``amq.topic``.
 
 Devices publish SOS-format JSON over MQTT; TCUP lands each message on the topic exchange
 ``amq.topic`` with the MQTT topic as routing key, where rules and subscribers see it like
@@ -10,7 +10,16 @@ arrives to ``amq.topic`` on its broker, mapped as RabbitMQ maps it (``/`` → ``
 publishes under the tenant's routing key (``<routing key>/plant/temp``), and a rule reading
 ``amq.topic`` binds under that key (channels.py).
 
-Delivery is at least once and in order: the bridge subscribes to ``#`` with QoS 1 and
+The bridge also works the other way, as RabbitMQ's plugin does: what reaches
+``amq.topic`` from the platform (a rule whose output is ``amq.topic``, a publish) is
+published to the MQTT broker with the routing key mapped back into a topic, QoS 1, so
+MQTT subscribers see rule output (``<routing key>/alerts/hot``). Messages that came from
+MQTT (header ``x-mqtt-publish-qos``) are not sent back, and the bridge subscribes with
+MQTT 5's *no local*, so the MQTT broker does not hand it its own publishes: no loops.
+Outbound messages wait in a bounded subscription (:data:`OUT_BUFFER`, the oldest dropped
+when the MQTT broker is away for long) and are published while connected.
+
+Delivery into the platform is at least once and in order: the bridge subscribes to ``#`` with QoS 1 and
 acknowledges a message (PUBACK) only once the platform's broker has taken it, so the
 MQTT broker redelivers what a crash interrupted, and holds back more than
 :data:`IN_FLIGHT` unacknowledged messages (the bridge's memory stays bounded). It keeps an
@@ -44,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pyconnector.mqtt import routing_key
 
-from ..backends.broker.base import Broker
+from ..backends.broker.base import Broker, Message, Subscription
 from ..backends.errors import BackendError, BackendUnavailable
 from .bodies import SHARED_EXCHANGE
 
@@ -61,6 +70,9 @@ IN_FLIGHT = 100
 #: QoS 0 messages held while the platform's broker is slow; past it they are dropped
 MAX_QUEUED = 10_000
 SESSION_EXPIRY_SECONDS = 3600
+#: platform messages waiting to go out to the MQTT broker; past it the oldest are dropped
+OUT_BUFFER = 10_000
+FROM_MQTT = "x-mqtt-publish-qos"  # the header of messages that came in from MQTT
 MAX_SESSION_EXPIRY = 2**32 - 1  # MQTT 5's limit: a session that never expires
 MAX_CLIENT_ID = 128
 MIN_RETRY_SECONDS, MAX_RETRY_SECONDS = 0.5, 30.0
@@ -173,6 +185,8 @@ class MQTTBridge:
         self.bridged = 0  # messages the platform's broker took
         self.refused = 0  # messages it refused (logged and dropped)
         self.skipped = 0  # retained messages replayed on subscribing
+        self.sent_out = 0  # platform messages published to the MQTT broker
+        self._held: Message | None = None  # the outbound message being published
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -209,32 +223,66 @@ class MQTTBridge:
 
     async def _run(self) -> None:
         import aiomqtt
+
+        # Subscribed before the first connection and kept across reconnections: what the
+        # platform publishes while the MQTT broker is away waits here (bounded).
+        outbound = await self.broker.subscribe(SHARED_EXCHANGE, "#", OUT_BUFFER)
+        async with outbound:
+            delay = MIN_RETRY_SECONDS
+            while True:
+                try:
+                    async with self._client() as client:
+                        await self._subscribe(client)
+                        self.connected, delay = True, MIN_RETRY_SECONDS
+                        log.info("MQTT bridge: subscribed to '#' on %s", self.source.where)
+                        sending = asyncio.create_task(self._send_out(client, outbound))
+                        try:
+                            async for message in client.messages:
+                                await self._bridge(message)
+                                client._client.ack(message.mid, message.qos)
+                        finally:
+                            sending.cancel()
+                            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                                await sending
+                except aiomqtt.MqttError as exc:
+                    log.warning("MQTT bridge: %s: %s; connecting again in %g s",
+                                self.source.where, exc, delay)
+                except Exception:  # a bug must not end bridging for good: say it, go on
+                    log.exception("MQTT bridge: %s failed; connecting again in %g s",
+                                  self.source.where, delay)
+                finally:
+                    self.connected = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+    @staticmethod
+    async def _subscribe(client: aiomqtt.Client) -> None:
+        """``#`` at QoS 1; retained messages were bridged when published (not sent
+        again), and the bridge's own publishes are not handed back (no local)."""
+        import aiomqtt
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
-        delay = MIN_RETRY_SECONDS
+        codes = await client.subscribe("#", options=SubscribeOptions(
+            qos=1, noLocal=True, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
+        if any(getattr(c, "is_failure", False) for c in codes):
+            raise aiomqtt.MqttError(f"subscription to '#' refused: {codes}")
+
+    async def _send_out(self, client: aiomqtt.Client, outbound: Subscription) -> None:
+        """Publish what the platform put on ``amq.topic`` to the MQTT broker (not what
+        came from it). The message in hand when the connection drops is kept and sent
+        first after reconnecting."""
         while True:
-            try:
-                async with self._client() as client:
-                    # Retained messages were bridged when published: not sent again.
-                    codes = await client.subscribe("#", options=SubscribeOptions(
-                        qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
-                    if any(getattr(c, "is_failure", False) for c in codes):
-                        raise aiomqtt.MqttError(f"subscription to '#' refused: {codes}")
-                    self.connected, delay = True, MIN_RETRY_SECONDS
-                    log.info("MQTT bridge: subscribed to '#' on %s", self.source.where)
-                    async for message in client.messages:
-                        await self._bridge(message)
-                        client._client.ack(message.mid, message.qos)
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT bridge: %s: %s; connecting again in %g s",
-                            self.source.where, exc, delay)
-            except Exception:  # a bug must not end bridging for good: say it, go on
-                log.exception("MQTT bridge: %s failed; connecting again in %g s",
-                              self.source.where, delay)
-            finally:
-                self.connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
+            if self._held is None:
+                self._held = await outbound.__anext__()
+            message = self._held
+            if FROM_MQTT not in message.headers:
+                topic = routing_key(message.routing_key)  # the mapping is its own inverse
+                if "+" in topic or "#" in topic or not topic:
+                    self._refuse(topic, "no MQTT topic for this routing key")
+                else:
+                    await client.publish(topic, message.body, qos=1)
+                    self.sent_out += 1
+            self._held = None
 
     async def _bridge(self, message: aiomqtt.Message) -> None:
         """Publish one MQTT message to ``amq.topic``, trying again while the platform's
@@ -246,7 +294,7 @@ class MQTTBridge:
         if "+" in topic or "#" in topic:  # no broker delivers these; nothing to route
             self._refuse(topic, "a topic with a wildcard")
             return
-        headers = {"x-mqtt-publish-qos": message.qos}
+        headers = {FROM_MQTT: message.qos}
         body: Any = message.payload
         if not isinstance(body, bytes | bytearray):
             body = str(body).encode()

@@ -152,9 +152,6 @@ async def _check_ends(live: Live, t: Tenant, spec: RuleIn) -> None:
                          ("output.TopicExchange", spec.output.TopicExchange)):
         if value and value not in (DIRECT, SHARED_EXCHANGE):
             await live.exchange(t, value, field)
-    if spec.output.TopicExchange == SHARED_EXCHANGE:
-        raise APIError(400, f"output.TopicExchange: {SHARED_EXCHANGE!r} is shared by every "
-                       "tenant: publish to an exchange of yours", field="output.TopicExchange")
 
 
 @router.post("/routingRules", summary="Create a routing rule (TCUP rule JSON)",

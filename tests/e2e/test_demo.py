@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import need_service
 
 pytestmark = pytest.mark.e2e
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 
 def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
+    need_service("Mosquitto", "127.0.0.1", 1883)  # the demo's MQTT subscriber
     out = subprocess.run([sys.executable, str(DEMO)], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -20,6 +22,9 @@ def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
     # Routing: the rule passes the two readings over 30 °C to the WebSocket subscriber.
     assert "hot: 2024-07-01T12:01:00+00:00 31.2\nhot: 2024-07-01T12:03:00+00:00 33.0" in out.stdout
     assert "rule counts: 4 in, 2 matched, 2 out" in out.stdout
+    # The same readings through amq.topic and the --mqtt bridge to an MQTT subscriber.
+    assert ("mqtt hot: 2024-07-01T12:01:00+00:00 31.2\n"
+            "mqtt hot: 2024-07-01T12:03:00+00:00 33.0") in out.stdout
     assert "created: default/demo/demo/run1/flights.csv" in out.stdout
     assert "mean delay 15.2 min; summary says 15.2" in out.stdout
     png = tmp_path / "demo-output" / "room1-temperature.png"

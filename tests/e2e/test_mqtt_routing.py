@@ -151,6 +151,46 @@ def test_the_bridge_from_mosquitto_routes_each_tenants_messages(
     routes_filtered_and_only_its_own(t, other, MOSQUITTO_PORT)
 
 
+def rule_output_reaches_mqtt_subscribers(t: Tenant, port: int, **credentials: Any) -> None:
+    """A rule whose output is ``amq.topic`` publishes under the tenant's routing key, and an
+    MQTT subscriber to ``<routing key>/alerts/#`` gets each passing observation once (what
+    came in from MQTT is not echoed back to it)."""
+    rule = {"RuleName": "to mqtt", "RuleDescription": "MQTT out", "parallelismFactor": 1,
+            "input": {"type": "Topic", "TopicExchange": "amq.topic", "Topic": "plant.#"},
+            "params": [{"name": "ObservedProperties", "value": [
+                {"name": "temp", "type": "quantity", "value": "20-30", "operator": ""}]}],
+            "output": {"TopicExchange": "amq.topic", "Topic": "alerts.hot"}}
+    r = t.http.post(f"{MR}/routingRules", json=rule)
+    assert r.status_code == 200, r.text
+    rule_id = r.json()["RuleID"]
+    assert t.http.post(f"{MR}/routingChannel/{rule_id}/start").json()["Status"] == "Running"
+    got: list[tuple[str, Any]] = []
+    user, password = credentials.get("username"), credentials.get("password")
+    with t.conn.mqttSubscribe(HOST, port, user, password, "amq.topic", None,
+                              topic=f"{t.routing_key}/#") as sub:
+        sub.main(lambda topic, payload: got.append((topic, payload)), with_topic=True)
+        with t.conn.mqttPublish(HOST, port, user, password, "amq.topic", None,
+                                topic=f"{t.routing_key}/plant/temp") as pub:
+            pub.main(t.observation("cold", 5))
+            passing = t.observation("warm", 25)
+            pub.main()
+        sub.wait(3, timeout=20)  # the two published, and the rule's output
+        assert t.events.next() == passing  # the first rule, as before
+        with pytest.raises(Exception, match="within"):
+            sub.wait(4, timeout=1.5)  # nothing echoed, nothing twice
+    topics = sorted(topic for topic, _ in got)
+    assert topics == [f"{t.routing_key}/alerts/hot", f"{t.routing_key}/plant/temp",
+                      f"{t.routing_key}/plant/temp"], got
+    assert [p for topic, p in got if topic.endswith("alerts/hot")] == [passing]
+
+
+def test_rule_output_on_amq_topic_reaches_mqtt_subscribers_through_the_bridge(
+        platform: Callable[..., Server]) -> None:
+    need_service("Mosquitto", HOST, MOSQUITTO_PORT)
+    server = platform("--mqtt", f"mqtt://{HOST}:{MOSQUITTO_PORT}?session_expiry=60")
+    rule_output_reaches_mqtt_subscribers(tenant_of(platform, server), MOSQUITTO_PORT)
+
+
 # -- 2. RabbitMQ's MQTT plugin, no bridge ------------------------------------------------------
 @pytest.fixture
 def rabbit_vhost() -> Iterator[str]:
@@ -183,6 +223,13 @@ def test_rabbitmqs_mqtt_plugin_needs_no_bridge(rabbit_vhost: str,
     # has the same shape).
     routes_filtered_and_only_its_own(t, other, RABBIT_MQTT_PORT,
                                      username=f"{rabbit_vhost}:guest", password="guest")
+
+
+def test_rule_output_on_amq_topic_reaches_mqtt_subscribers_on_rabbitmq(
+        rabbit_vhost: str, platform: Callable[..., Server]) -> None:
+    server = platform("--broker", f"amqp://guest:guest@{HOST}:{RABBIT_PORT}/{rabbit_vhost}")
+    rule_output_reaches_mqtt_subscribers(tenant_of(platform, server), RABBIT_MQTT_PORT,
+                                         username=f"{rabbit_vhost}:guest", password="guest")
 
 
 # -- a private Mosquitto: TLS, restarts ------------------------------------------------------
