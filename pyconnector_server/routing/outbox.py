@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -51,6 +52,8 @@ class OutboxDrain:
         self.sos = sos
         self.db = db
         self._lock_conn: Any = None
+        self._guard = threading.RLock()  # the lock connection, between threads
+        self._stopped = False
         if not live.broker.shared:
             sos.outbox_origin = uuid.uuid4().hex
         self._last_sweep = 0.0
@@ -62,23 +65,29 @@ class OutboxDrain:
         the outbox is: platforms in other schemas of the database drain on their own."""
         if self.db.dialect != "postgresql" or not self.live.broker.shared:
             return True
-        if self._lock_conn is None:
-            self._lock_conn = self.db.engine.connect()
-        try:
-            got = self._lock_conn.execute(
-                sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))"),
-                {"cls": LOCK_CLASS}).scalar()
-            self._lock_conn.commit()
-        except Exception:
-            self._release()
-            raise
-        return bool(got)
+        # Under the guard: a stop while this runs in a worker thread waits for it, so the
+        # connection it opens is never left open behind the stop.
+        with self._guard:
+            if self._stopped:
+                return False
+            if self._lock_conn is None:
+                self._lock_conn = self.db.engine.connect()
+            try:
+                got = self._lock_conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))"),
+                    {"cls": LOCK_CLASS}).scalar()
+                self._lock_conn.commit()
+            except Exception:
+                self._release()
+                raise
+            return bool(got)
 
     def _release(self) -> None:
-        if self._lock_conn is not None:
-            with contextlib.suppress(Exception):
-                self._lock_conn.close()  # a session lock ends with its session
-            self._lock_conn = None
+        with self._guard:
+            if self._lock_conn is not None:
+                with contextlib.suppress(Exception):
+                    self._lock_conn.close()  # a session lock ends with its session
+                self._lock_conn = None
 
     async def drain_once(self) -> int:
         """Move one batch; the number of rows moved."""
@@ -123,4 +132,5 @@ class OutboxDrain:
             # Here, not in the thread pool: a cancelled task does not wait for a thread,
             # and a lock left on an open connection would keep every other process (and
             # every later app on the database) from draining.
+            self._stopped = True
             self._release()
