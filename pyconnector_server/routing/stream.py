@@ -31,6 +31,8 @@ SUBSCRIPTION_BUFFER = 1000  # messages a subscriber may fall behind before the o
 PREFETCH = 100  # unacknowledged queue messages a reader may hold
 MAX_SUBSCRIPTIONS = 32  # per WebSocket connection
 MAX_FRAME_BYTES = 1 << 20  # a client frame (a publish's message included)
+MAX_BATCH = 1000  # messages in one publish frame, or one "messages" frame to a subscriber
+BATCH_BYTES = 1 << 20  # a "messages" frame stops growing past this many bytes of bodies
 
 
 def decode(body: bytes) -> Any:
@@ -148,9 +150,14 @@ class Session:
 
     async def handle(self, frame: Frame) -> None:
         if frame.action == "publish":
+            if frame.messages is not None and "message" in frame.model_fields_set:
+                raise APIError(400, "frame.messages: give message or messages, not both",
+                               field="frame.messages")
             exchange, key = await target(self.live, self.t, frame)
-            await self.live.publish(exchange, key, frame.message)
-            await self.send({"type": "ok", "action": "publish", "ref": frame.ref})
+            for message in frame.messages if frame.messages is not None else [frame.message]:
+                await self.live.publish(exchange, key, message)
+            if frame.ref is not None:  # an answer only when asked: publishing streams
+                await self.send({"type": "ok", "action": "publish", "ref": frame.ref})
         elif frame.action == "subscribe":
             if len(self.tasks) >= MAX_SUBSCRIPTIONS:
                 raise APIError(400, f"at most {MAX_SUBSCRIPTIONS} subscriptions per "
@@ -158,6 +165,9 @@ class Session:
             sub_id = self.next_id
             self.next_id += 1
             if frame.queue is not None:
+                if frame.batch is not None:
+                    raise APIError(400, "frame.batch: queue messages come one per frame (each "
+                                   "is acknowledged by its tag)", field="frame.batch")
                 consumer = await self.live.broker.consume(
                     await self.live.queue(self.t, frame.queue), PREFETCH)
                 pump = self.pump_queue(sub_id, consumer, frame.queue)
@@ -168,7 +178,8 @@ class Session:
                 exchange, _ = await self.live.exchange(self.t, frame.exchange, "frame.exchange")
                 subscription = await self.live.broker.subscribe(
                     exchange, frame.topic or frame.routingKey or "#", SUBSCRIPTION_BUFFER)
-                pump = self.pump_exchange(sub_id, subscription, frame.exchange)
+                pump = self.pump_exchange(sub_id, subscription, frame.exchange,
+                                          frame.batch or 1)
             self.tasks[sub_id] = asyncio.create_task(pump)
             await self.send({"type": "subscribed", "id": sub_id, "ref": frame.ref})
         elif frame.action == "unsubscribe":
@@ -191,13 +202,28 @@ class Session:
             raise APIError(400, "frame.id: required", field="frame.id")
         return frame.id
 
-    async def pump_exchange(self, sub_id: int, subscription: Subscription, name: str) -> None:
+    async def pump_exchange(self, sub_id: int, subscription: Subscription, name: str,
+                            batch: int) -> None:
+        """Each message in a ``message`` frame; with ``batch`` > 1, the first message and
+        those that came while the last frame was sent (up to ``batch`` messages and about
+        :data:`BATCH_BYTES`) in one ``messages`` frame: no waiting to fill a batch."""
         async with subscription:
             async for message in subscription:
-                await self.send({"type": "message", "id": sub_id, "exchange": name,
-                                 "topic": message.routing_key,
-                                 "dropped": subscription.dropped,
-                                 "message": decode(message.body)})
+                if batch == 1:
+                    await self.send({"type": "message", "id": sub_id, "exchange": name,
+                                     "topic": message.routing_key,
+                                     "dropped": subscription.dropped,
+                                     "message": decode(message.body)})
+                    continue
+                group, size = [message], len(message.body)
+                while len(group) < batch and size < BATCH_BYTES and (
+                        more := subscription.take_ready(1)):
+                    group += more
+                    size += len(more[0].body)
+                await self.send({"type": "messages", "id": sub_id, "exchange": name,
+                                 "dropped": subscription.dropped, "messages": [
+                                     {"topic": m.routing_key, "message": decode(m.body)}
+                                     for m in group]})
 
     async def pump_queue(self, sub_id: int, consumer: Consumer, name: str) -> None:
         tag = 0

@@ -91,9 +91,12 @@ class PublishIn(Target):
 class Frame(Model):
     """A WebSocket frame from the client.
 
-    - ``{"action": "publish", "message": …, "exchange"/"topic"/"queue": …}``
-    - ``{"action": "subscribe", "exchange": …, "topic": "a.*"}`` or ``{"action":
-      "subscribe", "queue": …}`` (queue messages wait for an ``ack``)
+    - ``{"action": "publish", "message": …, "exchange"/"topic"/"queue": …}``, or
+      ``"messages": [...]`` (up to 1000, published in order); answered with an ``ok``
+      frame only when it has a ``ref``
+    - ``{"action": "subscribe", "exchange": …, "topic": "a.*"}`` (``"batch": n``: up to
+      n messages per ``messages`` frame) or ``{"action": "subscribe", "queue": …}``
+      (queue messages wait for an ``ack``)
     - ``{"action": "ack", "id": <subscription>, "tag": <delivery>}``
     - ``{"action": "unsubscribe", "id": <subscription>}``
     """
@@ -104,6 +107,8 @@ class Frame(Model):
     routingKey: Key | None = None  # noqa: N815
     queue: Name | None = None
     message: Any = None
+    messages: list[Any] | None = Field(None, min_length=1, max_length=1000)
+    batch: int | None = Field(None, ge=1, le=1000)
     id: int | None = Field(None, ge=0)
     tag: int | None = Field(None, ge=0)
     ref: str | None = Field(None, max_length=64, description="Echoed in the answer")

@@ -356,6 +356,24 @@ async def test_a_slow_subscriber_drops_the_oldest_and_counts(
         assert sub.dropped == 7
 
 
+async def test_take_ready_hands_over_what_is_here_in_order_without_waiting(
+        broker: Broker, names: Names) -> None:
+    ex = await names.exchange("fan", "fanout")
+    async with broker.subscribe(ex, max_buffer=100) as sub:
+        assert sub.take_ready(10) == []  # nothing yet: no wait
+        for i in range(7):
+            await broker.publish(ex, "k", str(i).encode())
+        with anyio.fail_after(10):
+            got = [(await sub.__anext__()).body]  # waits for the first
+            while len(got) < 7:  # the rest, as they reach the subscription
+                batch = sub.take_ready(4)
+                assert len(batch) <= 4
+                got += [m.body for m in batch]
+                await asyncio.sleep(0.01)
+        assert got == [str(i).encode() for i in range(7)]
+        assert sub.take_ready(100) == []
+
+
 async def test_closing_ends_iteration(broker: Broker, names: Names) -> None:
     ex = await names.exchange("fan", "fanout")
     sub = await broker.subscribe(ex)

@@ -153,6 +153,24 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(srws: srwsUtils) -> None
         srws.webSocketSubTopic(ex, "t", buffer=10)
 
 
+def test_a_batch_published_in_one_frame_arrives_in_order_message_by_message(
+        srws: srwsUtils) -> None:
+    ex = _name("ex")
+    srws.createExchange(ex)
+    with srws.webSocketSubTopic(ex, "#", buffer=5000) as sub:
+        for start in range(0, 3000, 1000):
+            ok = srws.WebSocketPublishBatch(list(range(start, start + 1000)), exchange=ex,
+                                            topic="t.b")
+            assert ok["type"] == "ok", ok
+        got = [sub.get(timeout=10) for _ in range(3000)]
+        assert got == list(range(3000)) and sub.dropped == 0
+        assert sub.last is not None and sub.last["topic"] == "t.b"
+        assert sub.last["exchange"] == ex and sub.last["dropped"] == 0
+    for bad in ([], list(range(1001)), "text", None):
+        with pytest.raises(pyconnector.ConfigError, match="jsons: .* 1 to 1000"):
+            srws.WebSocketPublishBatch(bad, exchange=ex, topic="t")  # type: ignore[arg-type]
+
+
 def test_the_default_target_is_the_direct_exchange_where_rules_read(srws: srwsUtils) -> None:
     ex = _name("ex")
     srws.createExchange(ex)

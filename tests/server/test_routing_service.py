@@ -143,6 +143,59 @@ def test_a_websocket_publishes_and_survives_bad_frames(mr: Any) -> None:
     assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 1
 
 
+def test_a_publish_is_answered_only_when_it_has_a_ref(mr: Any) -> None:
+    q = _name("q")
+    mr.post(f"{MR}/queues", json={"name": q})
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({"action": "publish", "queue": q, "message": 1})  # no answer
+        ws.send_json({"action": "publish", "queue": q, "message": 2, "ref": "two"})
+        assert ws.receive_json() == {"type": "ok", "action": "publish", "ref": "two"}
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 2
+
+
+def test_a_batch_is_published_in_order_and_delivered_in_messages_frames(mr: Any) -> None:
+    ex = _name("ex")
+    mr.post(f"{MR}/topicExchanges", json={"exchangeName": ex})
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as sub, \
+            mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as pub:
+        sub.send_json({"action": "subscribe", "exchange": ex, "topic": "#", "batch": 50})
+        assert sub.receive_json()["type"] == "subscribed"
+        pub.send_json({"action": "publish", "exchange": ex, "topic": "a.b",
+                       "messages": list(range(120)), "ref": "batch"})
+        assert pub.receive_json() == {"type": "ok", "action": "publish", "ref": "batch"}
+        got: list[Any] = []
+        while len(got) < 120:
+            frame = sub.receive_json()
+            assert frame["type"] == "messages" and frame["exchange"] == ex, frame
+            assert 1 <= len(frame["messages"]) <= 50 and frame["dropped"] == 0
+            got += frame["messages"]
+    assert got == [{"topic": "a.b", "message": i} for i in range(120)]
+
+
+@pytest.mark.parametrize(("frame", "field"), [
+    ({"action": "publish", "message": 1, "messages": [2]}, "frame.messages"),
+    ({"action": "publish", "messages": []}, "frame.messages"),
+    ({"action": "publish", "messages": list(range(1001))}, "frame.messages"),
+    ({"action": "subscribe", "exchange": "Direct.Exchange", "batch": 0}, "frame.batch"),
+    ({"action": "subscribe", "exchange": "Direct.Exchange", "batch": 1001}, "frame.batch"),
+    ({"action": "subscribe", "queue": "QNAME", "batch": 10}, "frame.batch"),
+])
+def test_bad_batches_get_an_error_frame_naming_the_field(mr: Any, frame: dict,
+                                                         field: str) -> None:
+    q = _name("q")
+    mr.post(f"{MR}/queues", json={"name": q})
+    if frame.get("queue") == "QNAME":
+        frame = {**frame, "queue": q}
+    with mr.client.websocket_connect(f"{MR}/ws", headers=mr.headers()) as ws:
+        ws.send_json({**frame, "ref": "bad"})
+        error = ws.receive_json()
+        assert error["type"] == "error" and error["code"] == 400, error
+        assert error["field"] == field and error["ref"] == "bad", error
+        ws.send_json({"action": "publish", "queue": q, "message": "still usable", "ref": "ok"})
+        assert ws.receive_json()["type"] == "ok"
+    assert mr.get(f"{MR}/queues/{q}").json()["messages"] == 1  # nothing of the bad frame
+
+
 def test_queue_messages_wait_for_their_ack(mr: Any) -> None:
     q = _name("q")
     mr.post(f"{MR}/queues", json={"name": q})
@@ -252,7 +305,7 @@ def test_a_running_rule_routes_what_passes_its_filters(mr: Any) -> None:
 @pytest.mark.parametrize(("change", "status", "field"), [
     ({"RuleName": ""}, 400, "RuleName"),
     ({"output": {"TopicExchange": "nope", "Topic": "t"}}, 404, "output.TopicExchange"),
-    ({"output": {"TopicExchange": "amq.topic", "Topic": "t"}}, 400, "output.TopicExchange"),
+    ({"output": {"TopicExchange": "amq.direct", "Topic": "t"}}, 400, "output.TopicExchange"),
     ({"input": {"type": "Queue", "MQName": "nope"}}, 404, "input.MQName"),
     ({"params": [{"name": "sensorID", "value": "^(a+)+(b+)+$"}]}, 400, "params[0].value"),
     ({"params": [{"name": "ObservedProperties",

@@ -265,6 +265,12 @@ class AmqpSubscription(_Reader, Subscription):
     async def __anext__(self) -> Message:
         return _message(await self._next_incoming())
 
+    def take_ready(self, limit: int) -> list[Message]:
+        if self._closed:
+            return []
+        buffer = self._buffer
+        return [_message(buffer.popleft()) for _ in range(min(limit, len(buffer)))]
+
 
 @brokers.register("amqps")
 @brokers.register("amqp")

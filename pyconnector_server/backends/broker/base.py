@@ -293,6 +293,11 @@ class Subscription(_Closing, ABC):
         """The next message, waiting for one."""
 
     @abstractmethod
+    def take_ready(self, limit: int) -> list[Message]:
+        """Up to ``limit`` messages already here, in order, without waiting (a reader
+        that sends them on in batches takes what came while it sent the last one)."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Stop, and delete the private queue (idempotent)."""
 

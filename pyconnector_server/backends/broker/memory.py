@@ -206,6 +206,12 @@ class MemorySubscription(Subscription):
                 raise BrokerNotFound(f"queue {q.name!r} was deleted")
             await q.changed()
 
+    def take_ready(self, limit: int) -> list[Message]:
+        ready = self._queue.ready
+        if self._closed:
+            return []
+        return [ready.popleft()[1] for _ in range(min(limit, len(ready)))]
+
     async def close(self) -> None:
         if self._closed:
             return
