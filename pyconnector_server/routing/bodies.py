@@ -157,7 +157,8 @@ def output_topic(value: Any, field: str) -> str:
     return topic
 
 
-def _or_empty(check: Any) -> Any:
+def or_empty(check: Any) -> Any:
+    """``check`` for a value that may also be empty (None or "", given as "")."""
     def optional(value: Any, field: str) -> str:
         return "" if value is None or value == "" else check(value, field)
 
@@ -222,11 +223,11 @@ ParallelismValue = Annotated[int, rule(parallelism), WithJsonSchema(
     {"anyOf": [{"type": "integer", "minimum": 1, "maximum": PARALLELISM_MAX},
                {"type": "string", "pattern": "^[0-9]+$"}],
      "description": f"1 to {PARALLELISM_MAX}, a number or a string of digits"})]
-_EXCHANGE_SCHEMA = {"type": "string", "pattern": _EXCHANGE.pattern}
-Exchange = Annotated[str, rule(exchange), WithJsonSchema(_EXCHANGE_SCHEMA)]
-OptionalExchange = Annotated[str, rule(_or_empty(exchange)), WithJsonSchema(_STRING)]
-OptionalQueue = Annotated[str, rule(_or_empty(queue)), WithJsonSchema(_STRING)]
-OptionalKey = Annotated[str, rule(_or_empty(routing_key)), WithJsonSchema(_STRING)]
+EXCHANGE_SCHEMA = {"type": "string", "pattern": _EXCHANGE.pattern}
+Exchange = Annotated[str, rule(exchange), WithJsonSchema(EXCHANGE_SCHEMA)]
+OptionalExchange = Annotated[str, rule(or_empty(exchange)), WithJsonSchema(_STRING)]
+OptionalQueue = Annotated[str, rule(or_empty(queue)), WithJsonSchema(_STRING)]
+OptionalKey = Annotated[str, rule(or_empty(routing_key)), WithJsonSchema(_STRING)]
 OutputTopic = Annotated[str, rule(output_topic), WithJsonSchema(
     {"type": "string", "minLength": 1, "maxLength": KEY_MAX,
      "description": "A routing key: words separated by '.', no '*' or '#'"})]

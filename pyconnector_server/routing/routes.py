@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import StreamingResponse
 
 from ..auth import Tenant
-from ..backends.broker.base import BrokerNotFound
+from ..backends.broker.base import BrokerNotFound, Consumer
 from ..bodies import json_body
 from ..checks import MAX_COUNT
 from ..deps import Auth, call, state
@@ -313,22 +313,13 @@ SSE = {200: {"description": "text/event-stream: one event per message", "content
             responses={**SSE, **errors(404)})
 async def sse(exchange: str | None = None, topic: str = "#", queue: str | None = None,
               t: Tenant = Auth, live: Live = Routing) -> Any:
-    if queue is not None:
-        if exchange is not None:
-            raise APIError(400, "queue: give a queue or an exchange, not both", field="queue")
-        q = await live.queue(t, name(queue, "queue"))
-        with broker_errors():
-            consumer = await live.broker.consume(q, stream.PREFETCH)
-        body = stream.sse_queue(consumer, f"queue {queue}")
+    reader = await stream.open_reader(
+        live, t, None if exchange is None else name(exchange, "exchange"), key(topic, "topic"),
+        None if queue is None else name(queue, "queue"))
+    if isinstance(reader, Consumer):
+        body = stream.sse_queue(reader, f"queue {queue}")
     else:
-        if exchange is None:
-            raise APIError(400, "exchange: stream an exchange (with a topic) or a queue",
-                           field="exchange")
-        phys, _ = await live.exchange(t, name(exchange, "exchange"))
-        with broker_errors():
-            subscription = await live.broker.subscribe(phys, key(topic, "topic"),
-                                                       stream.SUBSCRIPTION_BUFFER)
-        body = stream.sse_exchange(subscription, f"{exchange} {topic}")
+        body = stream.sse_exchange(reader, f"{exchange} {topic}")
     return StreamingResponse(body, media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 

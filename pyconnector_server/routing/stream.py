@@ -23,7 +23,7 @@ from ..backends.broker.base import BrokerNotFound, Consumer, Delivery, Message, 
 from ..backends.errors import BackendError
 from ..bodies import check
 from ..errors import APIError
-from .live import DIRECT, Live
+from .live import DIRECT, Live, broker_errors
 from .wire import Frame
 
 KEEPALIVE_SECONDS = 15.0  # an SSE comment line keeps proxies from closing an idle stream
@@ -162,23 +162,18 @@ class Session:
             if len(self.tasks) >= MAX_SUBSCRIPTIONS:
                 raise APIError(400, f"at most {MAX_SUBSCRIPTIONS} subscriptions per "
                                "connection")
+            if frame.queue is not None and frame.batch is not None:
+                raise APIError(400, "frame.batch: queue messages come one per frame (each is "
+                               "acknowledged by its tag)", field="frame.batch")
+            reader = await open_reader(self.live, self.t, frame.exchange,
+                                       frame.topic or frame.routingKey or "#", frame.queue,
+                                       "frame.")
             sub_id = self.next_id
             self.next_id += 1
-            if frame.queue is not None:
-                if frame.batch is not None:
-                    raise APIError(400, "frame.batch: queue messages come one per frame (each "
-                                   "is acknowledged by its tag)", field="frame.batch")
-                consumer = await self.live.broker.consume(
-                    await self.live.queue(self.t, frame.queue), PREFETCH)
-                pump = self.pump_queue(sub_id, consumer, frame.queue)
+            if isinstance(reader, Consumer):
+                pump = self.pump_queue(sub_id, reader, frame.queue or "")
             else:
-                if frame.exchange is None:
-                    raise APIError(400, "frame.exchange: subscribe to an exchange (with a "
-                                   "topic) or a queue", field="frame.exchange")
-                exchange, _ = await self.live.exchange(self.t, frame.exchange, "frame.exchange")
-                subscription = await self.live.broker.subscribe(
-                    exchange, frame.topic or frame.routingKey or "#", SUBSCRIPTION_BUFFER)
-                pump = self.pump_exchange(sub_id, subscription, frame.exchange,
+                pump = self.pump_exchange(sub_id, reader, frame.exchange or "",
                                           frame.batch or 1)
             self.tasks[sub_id] = asyncio.create_task(pump)
             await self.send({"type": "subscribed", "id": sub_id, "ref": frame.ref})
@@ -234,6 +229,26 @@ class Session:
                 await self.send({"type": "message", "id": sub_id, "queue": name, "tag": tag,
                                  "redelivered": delivery.redelivered,
                                  "message": decode(delivery.body)})
+
+
+async def open_reader(live: Live, t: Tenant, exchange: str | None, topic: str,
+                      queue: str | None, prefix: str = "") -> Consumer | Subscription:
+    """What a stream (SSE, a WebSocket subscription) reads: the tenant's ``queue``,
+    consumed with acknowledgements, or a bounded subscription to ``exchange``'s
+    ``topic``. Errors name the fields under ``prefix`` ("frame." on the WebSocket)."""
+    if queue is not None:
+        if exchange is not None:
+            raise APIError(400, f"{prefix}queue: give a queue or an exchange, not both",
+                           field=f"{prefix}queue")
+        q = await live.queue(t, queue, f"{prefix}queue")
+        with broker_errors():
+            return await live.broker.consume(q, PREFETCH)
+    if exchange is None:
+        raise APIError(400, f"{prefix}exchange: subscribe to an exchange (with a topic) or "
+                       "a queue", field=f"{prefix}exchange")
+    physical_name, _ = await live.exchange(t, exchange, f"{prefix}exchange")
+    with broker_errors():
+        return await live.broker.subscribe(physical_name, topic, SUBSCRIPTION_BUFFER)
 
 
 async def target(live: Live, t: Tenant, where: Any) -> tuple[str, str]:

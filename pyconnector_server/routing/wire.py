@@ -3,46 +3,20 @@ WebSocket's frames. Typed like every body (:mod:`pyconnector_server.bodies`)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, WithJsonSchema
 
 from ..bodies import Model, rule
-from ..errors import bad_request
+from .bodies import EXCHANGE_SCHEMA, KEY_MAX, or_empty, queue, routing_key
 
-NAME_MAX = 128  # an exchange or queue name (the broker's name adds "t<tenant id>.")
-KEY_MAX = 200  # a routing key or topic (the broker allows 255 bytes)
-_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_KEY = re.compile(r"^[\x21-\x7e]{0,200}$")  # printable ASCII, no space
+# Rules and these bodies share one set of checks (bodies.py): an exchange or queue a client
+# declares or names here is never the broker's own (``amq.``); a routing key may be empty
+# (a fanout exchange's, or a direct exchange's empty key).
+name = queue
+key = or_empty(routing_key)
 
-
-def name(value: Any, field: str) -> str:
-    """An exchange or queue name: 1-128 letters, digits, '_', '.', ':' or '-'; not the
-    broker's own (``amq.``)."""
-    if not isinstance(value, str):
-        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
-    if not _NAME.match(value):
-        raise bad_request(f"{field}: {value[:40]!r} must be 1 to {NAME_MAX} letters, digits, "
-                          "'_', '.', ':' or '-'", field)
-    if value.startswith("amq."):
-        raise bad_request(f"{field}: names starting with 'amq.' belong to the broker", field)
-    return value
-
-
-def key(value: Any, field: str) -> str:
-    """A routing key, topic or binding pattern: up to 200 printable ASCII characters, words
-    separated by '.' (in a binding, ``*`` is one word and ``#`` any number)."""
-    if not isinstance(value, str):
-        raise bad_request(f"{field}: expected a string, got {type(value).__name__}", field)
-    if not _KEY.match(value):
-        raise bad_request(f"{field}: at most {KEY_MAX} printable ASCII characters without "
-                          "spaces", field)
-    return value
-
-
-Name = Annotated[str, rule(name), WithJsonSchema(
-    {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"})]
+Name = Annotated[str, rule(name), WithJsonSchema(EXCHANGE_SCHEMA)]
 Key = Annotated[str, rule(key), WithJsonSchema(
     {"type": "string", "maxLength": KEY_MAX, "description": "Words separated by '.'"})]
 ExchangeKind = Literal["topic", "direct", "fanout"]
