@@ -49,6 +49,42 @@ def wait_for(what: str, done: Callable[[], object], timeout: float = 10) -> None
         time.sleep(0.02)
 
 
+# -- RabbitMQ -------------------------------------------------------------------------------
+RABBIT_HOST, RABBIT_PORT = "127.0.0.1", 5672
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q``; its output. Skips (fails under CI) where it is missing."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        unavailable("rabbitmqctl is not installed")
+    out = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture
+def rabbit_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of the test's own (guest allowed), deleted at the end: other
+    platforms on the shared RabbitMQ name their queues alike (``t1.rule.1``), and what the
+    test does to its connections touches nobody else."""
+    need_service("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    vhost = f"pyc-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbit_url(vhost: str) -> str:
+    return f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:

@@ -193,43 +193,28 @@ def test_rule_output_on_amq_topic_reaches_mqtt_subscribers_through_the_bridge(
 
 # -- 2. RabbitMQ's MQTT plugin, no bridge ------------------------------------------------------
 @pytest.fixture
-def rabbit_vhost() -> Iterator[str]:
-    """A RabbitMQ virtual host of this test's own, guest allowed in it: other tests'
-    platforms on the same RabbitMQ name their queues alike (``t1.rule.1``)."""
-    need_service("RabbitMQ", HOST, RABBIT_PORT)
+def mqtt_vhost(rabbit_vhost: str) -> str:
+    """A virtual host of the test's own on a RabbitMQ whose MQTT plugin listens."""
     need_service("RabbitMQ's MQTT plugin (.ci/run enables it)", HOST, RABBIT_MQTT_PORT)
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        unavailable("rabbitmqctl is not installed")
-    vhost = f"pyc-mqtt-{uuid.uuid4().hex[:8]}"
-
-    def run(*args: str) -> None:
-        subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=60)
-
-    run("add_vhost", vhost)
-    try:
-        run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield vhost
-    finally:
-        run("delete_vhost", vhost)
+    return rabbit_vhost
 
 
-def test_rabbitmqs_mqtt_plugin_needs_no_bridge(rabbit_vhost: str,
+def test_rabbitmqs_mqtt_plugin_needs_no_bridge(mqtt_vhost: str,
                                                platform: Callable[..., Server]) -> None:
-    # rabbit_vhost first: the platform stops before its virtual host goes.
-    server = platform("--broker", f"amqp://guest:guest@{HOST}:{RABBIT_PORT}/{rabbit_vhost}")
+    # mqtt_vhost first: the platform stops before its virtual host goes.
+    server = platform("--broker", f"amqp://guest:guest@{HOST}:{RABBIT_PORT}/{mqtt_vhost}")
     t, other = tenant_of(platform, server), tenant_of(platform, server)
     # The plugin's user name "vhost:user" picks the virtual host (the seed's "user1@tcup:user1"
     # has the same shape).
     routes_filtered_and_only_its_own(t, other, RABBIT_MQTT_PORT,
-                                     username=f"{rabbit_vhost}:guest", password="guest")
+                                     username=f"{mqtt_vhost}:guest", password="guest")
 
 
 def test_rule_output_on_amq_topic_reaches_mqtt_subscribers_on_rabbitmq(
-        rabbit_vhost: str, platform: Callable[..., Server]) -> None:
-    server = platform("--broker", f"amqp://guest:guest@{HOST}:{RABBIT_PORT}/{rabbit_vhost}")
+        mqtt_vhost: str, platform: Callable[..., Server]) -> None:
+    server = platform("--broker", f"amqp://guest:guest@{HOST}:{RABBIT_PORT}/{mqtt_vhost}")
     rule_output_reaches_mqtt_subscribers(tenant_of(platform, server), RABBIT_MQTT_PORT,
-                                         username=f"{rabbit_vhost}:guest", password="guest")
+                                         username=f"{mqtt_vhost}:guest", password="guest")
 
 
 # -- a private Mosquitto: TLS, restarts ------------------------------------------------------

@@ -11,8 +11,6 @@ RabbitMQ application is restarted too (``stop_app``/``start_app``).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,39 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Server, need_service, start_server, unavailable
+from conftest import Server, rabbit_url, rabbitmqctl, start_server
 
 import pyconnector
 
 pytestmark = pytest.mark.e2e
-HOST, PORT = "127.0.0.1", 5672
-
-
-def rabbitmqctl(*args: str) -> str:
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        unavailable("rabbitmqctl is not installed: cannot take RabbitMQ away")
-    out = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture
-def vhost() -> Iterator[str]:
-    need_service("RabbitMQ", HOST, PORT)
-    name = f"pyc-restart-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield name
-    finally:
-        rabbitmqctl("delete_vhost", name)
-
-
-@pytest.fixture
-def platform(vhost: str, tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path / "data", "", "--broker",
-                          f"amqp://guest:guest@{HOST}:{PORT}/{vhost}")
+def platform(rabbit_vhost: str, tmp_path: Path) -> Iterator[Server]:
+    server = start_server(tmp_path / "data", "", "--broker", rabbit_url(rabbit_vhost))
     yield server
     server.stop()
 
@@ -136,12 +111,13 @@ def check_both_resume(server: Server, vhost: str,
 
 
 def test_subscribers_resume_when_rabbitmq_closes_the_platforms_connections(
-        platform: Server, vhost: str) -> None:
-    check_both_resume(platform, vhost, close_connections)
+        platform: Server, rabbit_vhost: str) -> None:
+    check_both_resume(platform, rabbit_vhost, close_connections)
 
 
-def test_subscribers_resume_when_rabbitmq_restarts(platform: Server, vhost: str) -> None:
+def test_subscribers_resume_when_rabbitmq_restarts(platform: Server,
+                                                   rabbit_vhost: str) -> None:
     if not (os.environ.get("CI") or os.environ.get("PYCONNECTOR_TEST_BROKER_RESTART")):
         pytest.skip("restarts the machine's RabbitMQ: runs under CI or with "
                     "PYCONNECTOR_TEST_BROKER_RESTART=1")
-    check_both_resume(platform, vhost, restart_rabbitmq)
+    check_both_resume(platform, rabbit_vhost, restart_rabbitmq)

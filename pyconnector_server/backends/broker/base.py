@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
+import anyio
+
 from ..registry import Registry
 
 ExchangeKind = Literal["direct", "topic", "fanout"]
@@ -231,6 +233,16 @@ class Delivery(ABC):
         """Tell the queue; False if the channel that carried the delivery is gone."""
 
 
+async def closed_anyway(reader: Any) -> None:
+    """``await reader.close()``, even in a task being cancelled. A reader leaves the block
+    that opened it because its client went away: Starlette then cancels the stream under
+    an anyio cancel scope, which cancels every ``await`` after the first too, and a close
+    that talks to the broker (RabbitMQ's channel, a subscription's private queue) would be
+    cut short and leave them behind. Shielded, it finishes."""
+    with anyio.CancelScope(shield=True):
+        await reader.close()
+
+
 class _Closing:
     """An async iterator with ``close`` that is also an async context manager."""
 
@@ -242,7 +254,7 @@ class _Closing:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
+        await closed_anyway(self)
 
 
 class Consumer(_Closing, ABC):
@@ -319,7 +331,7 @@ class Opening(Generic[T]):
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self._opened.close()
+        await closed_anyway(self._opened)
 
 
 # -- the broker -----------------------------------------------------------------------------
