@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-SOS, DLS = "/api/sos/v2.0", "/api/dls"
+SOS, DLS, MR = "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0"
 
 
 @dataclass
@@ -29,13 +29,18 @@ class Seeded:
     properties: list[str] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
     uris: list[str] = field(default_factory=list)
+    exchanges: list[str] = field(default_factory=list)  # Message Routing
+    queues: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # RuleIDs, as the path writes them
 
 
 def targets(tenant: str, user: str) -> Seeded:
     """What :func:`seed` makes for DLS user ``user`` of ``tenant`` (known in advance, so
     the schema can be built when the tests are collected)."""
     return Seeded(features=["f1", "f2"], sensors=["s1", "s2"], properties=["temp", "note"],
-                  users=[user], uris=[f"{tenant}/{user}/a.csv", f"{tenant}/{user}/dir/b.txt"])
+                  users=[user], uris=[f"{tenant}/{user}/a.csv", f"{tenant}/{user}/dir/b.txt"],
+                  # A fresh platform's first rule is RuleID 1 (seed records the real one).
+                  exchanges=["ex1", "ex2"], queues=["q1"], rules=["1"])
 
 
 def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
@@ -63,6 +68,30 @@ def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
                         params={"filename": filename, "directory": directory or None,
                                 "metadata": "site=pune"})
         assert r.status_code == 201 and r.json()["uri"] == uri, r.text
+    _seed_routing(client, s, ok)
+
+
+def _seed_routing(client: httpx.Client, s: Seeded, ok: Any) -> None:
+    """Exchanges ex1 (topic) and ex2 (fanout), queue q1 bound to ex1's "a.#" holding a
+    message, and a started rule from the tenant's direct exchange to ex1 with a filter
+    (its RuleID goes into ``s.rules``)."""
+    ex1, ex2 = s.exchanges
+    ok(client.post(f"{MR}/topicExchanges", json={"exchangeName": ex1, "type": "topic"}))
+    ok(client.post(f"{MR}/topicExchanges", json={"exchangeName": ex2, "type": "fanout"}))
+    ok(client.post(f"{MR}/queues", json={"name": s.queues[0], "maxLength": 1000}))
+    ok(client.post(f"{MR}/queues/{s.queues[0]}/bindings", json={"exchange": ex1,
+                                                                  "topic": "a.#"}))
+    ok(client.post(f"{MR}/publish", json={"exchange": ex1, "topic": "a.b",
+                                          "message": {"seeded": True}}))
+    key = client.get(f"{MR}/routingKey").json()["routingKey"]
+    r = client.post(f"{MR}/routingRules", json={
+        "RuleName": "seeded", "RuleDescription": "fuzz seed",
+        "input": {"type": "Direct", "DirectExchange": "Direct.Exchange", "RoutingKey": key},
+        "params": [{"name": "sensorID", "value": "s*"}],
+        "output": {"TopicExchange": ex1, "Topic": "a.rule"}})
+    ok(r)
+    s.rules[:] = [str(r.json()["RuleID"])]  # other tenants' rules came first on a used one
+    ok(client.post(f"{MR}/routingChannel/{s.rules[0]}/start"))
 
 
 def _or_existing(existing: list[str], schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -102,6 +131,33 @@ def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
     def one_or_many(item: dict[str, Any]) -> dict[str, Any]:
         return {"anyOf": [item, {"type": "array", "items": item}]}
 
+    exchange = _or_existing(s.exchanges + ["Direct.Exchange", "amq.topic"])
+    queue_name = _or_existing(s.queues)
+    topic = {"anyOf": [{"enum": ["a.b", "a.#", "*.b", "#", ""]}, {"type": "string"}]}
+    target = {"exchange": exchange, "topic": topic, "routingKey": topic, "queue": queue_name}
+    rule_input = {"type": "object", "properties": {
+        "type": {"anyOf": [{"enum": ["Direct", "Topic", "Queue", "direct"]},
+                           {"type": "string"}]},
+        "DirectExchange": exchange, "RoutingKey": topic, "TopicExchange": exchange,
+        "Topic": topic, "MQName": queue_name}}
+    condition = {"type": "object", "properties": {
+        "name": name, "type": {"type": "string"}, "operator": {"type": "string"},
+        "value": {"anyOf": [{"type": "string"}, {"type": "number"}]}}}
+    param = {"type": "object", "properties": {
+        "name": {"anyOf": [{"enum": ["feature", "sensorID", "time", "ObservedProperties",
+                                     "meta-data", "parameter", "quality", "expression",
+                                     "position"]}, {"type": "string"}]},
+        "value": {"anyOf": [name, {"type": "array", "items": {"anyOf": [name, condition]}},
+                            {"type": "object", "properties": {
+                                "starttime": {"type": "string"},
+                                "endtime": {"type": "string"}}}, value]}}}
+    rule = {"type": "object", "properties": {
+        "RuleName": {"type": "string"}, "RuleDescription": {"type": "string"},
+        "parallelismFactor": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+        "input": rule_input, "params": {"type": "array", "items": param},
+        "output": {"type": "object", "properties": {"TopicExchange": exchange,
+                                                    "Topic": topic}}}}
+
     return {
         ("post", f"{SOS}/features"): one_or_many({**feature, "required": ["name"]}),
         ("put", f"{SOS}/features/{{name}}"): feature,
@@ -119,6 +175,17 @@ def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", f"{DLS}/relation"): one_or_many(relation),
         ("post", f"{DLS}/admin/users"): {"type": "object", "properties": {
             "user": {"type": "string"}}},
+        ("post", f"{MR}/topicExchanges"): {"type": "object", "properties": {
+            "exchangeName": exchange, "type": {"anyOf": [
+                {"enum": ["topic", "direct", "fanout"]}, {"type": "string"}]}}},
+        ("post", f"{MR}/queues"): {"type": "object", "properties": {
+            "name": queue_name, "maxLength": {"type": ["integer", "null"]}}},
+        ("post", f"{MR}/queues/{{queue}}/bindings"): {"type": "object", "properties": {
+            "exchange": exchange, "topic": topic}},
+        ("post", f"{MR}/publish"): {"type": "object", "properties": {
+            **target, "message": value}},
+        ("post", f"{MR}/routingRules"): {**rule, "required": ["RuleName", "input", "output"]},
+        ("put", f"{MR}/routingRules/{{rule_id}}"): rule,
     }
 
 
@@ -138,6 +205,8 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in CATALOG_PARAMS]
     names = s.features + s.sensors + s.properties + s.users
+    # Message Routing's names, in the path and in the stream's query.
+    routing = {"exchangeName": s.exchanges, "exchange": s.exchanges, "queue": s.queues}
     for ops in paths.values():
         for op in ops.values():
             for p in op.get("parameters", []):
@@ -145,4 +214,9 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
                     p["schema"] = _or_existing(names, p.get("schema"))
                 elif p["name"] in ("file-uri", "source", "target"):
                     p["schema"] = _or_existing(s.uris, p.get("schema"))
+                elif p["name"] in routing:
+                    p["schema"] = _or_existing(routing[p["name"]], p.get("schema"))
+                elif p["in"] == "path" and p["name"] == "rule_id":
+                    p["schema"] = {"anyOf": [{"enum": [int(r) for r in s.rules]},
+                                             p.get("schema", {"type": "integer"})]}
     return spec
