@@ -19,7 +19,7 @@ from ..deps import Auth, call, state
 from ..errors import APIError, not_found
 from ..openapi import answers, errors
 from . import stream
-from .bodies import SHARED_EXCHANGE, RuleIn, RuleUpdate, updated
+from .bodies import SHARED_EXCHANGE, RuleIn, RuleUpdate, description, rule_name, updated
 from .live import DIRECT, Live, broker_errors, physical
 from .wire import BindingIn, ExchangeIn, PublishIn, QueueIn, key, name
 
@@ -168,7 +168,10 @@ async def create_rule(t: Tenant = Auth, body: RuleIn = json_body(RuleIn, ""),
 async def list_rules(RuleName: str | None = Query(None, max_length=128),  # noqa: N803
                      RuleDescription: str | None = Query(None, max_length=1024),  # noqa: N803
                      t: Tenant = Auth, live: Live = Routing) -> Any:
-    return await call(live.store.rules, t, RuleName, RuleDescription)
+    # The body's checks (a NUL, which PostgreSQL refuses in text, is a 400 here too).
+    name = rule_name(RuleName, "RuleName") if RuleName else None
+    text = description(RuleDescription, "RuleDescription") if RuleDescription else None
+    return await call(live.store.rules, t, name, text)
 
 
 @router.get("/routingRules/{rule_id}", summary="A rule, with its status and counts",

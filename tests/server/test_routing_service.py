@@ -377,3 +377,11 @@ def test_a_listed_rule_can_be_sent_back(mr: Any) -> None:
     copy = {**listed, "RuleName": "copy"}
     r = mr.post(f"{MR}/routingRules", json=copy)
     assert r.status_code == 200 and r.json()["RuleID"] != made["RuleID"], r.text
+
+
+@pytest.mark.parametrize("param", ["RuleName", "RuleDescription"])
+def test_a_nul_in_a_rule_search_is_a_400_on_every_store(api_any: Any, param: str) -> None:
+    """Found by the fuzzer: PostgreSQL refuses a NUL in text, which answered 500."""
+    r = api_any.get(f"{MR}/routingRules", params={param: "a\x00"})
+    assert r.status_code == 400 and r.json()["field"] == param, r.text
+    assert api_any.get(f"{MR}/routingRules", params={param: "a"}).json() == []
