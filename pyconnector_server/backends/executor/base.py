@@ -1,0 +1,128 @@
+"""Task executors: where a task's process runs. ``local`` (the embedded default) runs it
+as a subprocess of the platform; ``celery`` on a worker of a cluster.
+
+The Task Service prepares a run (a working directory holding the deployed bundle, the
+command line, the environment variables it adds, the limits) as a :class:`Job`, submits
+it, and gets an :class:`Execution` to wait on, stop, pause and resume. The promises every
+executor keeps (tests/backends/test_executor_contract.py runs them on each):
+
+* **Queued, then run.** :meth:`Executor.submit` returns at once; at most
+  ``max_concurrency`` jobs run at a time, the rest wait in submission order
+  (:attr:`Execution.state` ``queued``).
+* **Own directory, scrubbed environment.** The process runs with ``cwd`` the job's
+  ``workdir``, in a new session (its own process group), with only ``PATH``, ``LANG``,
+  ``HOME`` (= workdir), ``TMPDIR`` (= ``workdir/.tmp``) and the job's ``env``; nothing of
+  the platform's environment (keys, database URLs) leaks in.
+* **Logs to files.** stdout and stderr go to the job's ``stdout``/``stderr`` paths as the
+  process writes them (the service follows them live).
+* **Limits.** CPU seconds, memory (resident, of the process and its children), open
+  files, the size of a file it writes, and wall-clock time. A job over a limit is killed
+  and its :class:`Outcome` says which (``timed_out``, ``out_of_memory``,
+  ``cpu_limit``), never a bare "failed".
+* **Stop, pause, resume.** :meth:`Execution.stop` ends the process group (SIGTERM, then
+  SIGKILL after ``grace`` seconds) and the outcome is ``stopped``; a queued job stops
+  without starting. :meth:`Execution.pause`/:meth:`Execution.resume` suspend and continue
+  the whole group (SIGSTOP/SIGCONT); a paused job's wall clock does not run.
+* **One outcome.** :meth:`Execution.wait` returns the same :class:`Outcome` however often
+  it is called; ``exit_code`` is the process's (negative: the signal that ended it).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..registry import Registry
+
+#: what happened to a job, in the end
+Ending = Literal["succeeded", "failed", "stopped", "timed_out", "out_of_memory", "cpu_limit"]
+#: where a job is now
+State = Literal["queued", "running", "paused", "ended"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a job may use; the service fills them from settings and the deploy."""
+
+    cpu_seconds: int = 3600
+    memory_bytes: int = 1 << 30  # resident set of the process and its children
+    open_files: int = 256
+    file_bytes: int = 1 << 30  # the largest file it may write
+    wall_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a task, ready to start."""
+
+    run_id: str  # unique among the platform's runs (logs and errors name it)
+    workdir: Path  # exists; the process's working directory, and all it may write
+    command: tuple[str, ...]  # argv; command[0] is found on PATH or is a path
+    stdout: Path  # where the process's stdout goes (created or truncated)
+    stderr: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to the scrubbed environment
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended."""
+
+    ending: Ending
+    exit_code: int | None  # None when it never started (stopped while queued)
+    reason: str  # for people: "exit code 3", "killed: over its 64 MiB memory limit"…
+    started_at: float | None  # time.time() when the process started
+    ended_at: float
+
+
+class Execution(ABC):
+    """A submitted job: its state, and the ways to act on it."""
+
+    job: Job
+
+    @property
+    @abstractmethod
+    def state(self) -> State:
+        """``queued``, ``running``, ``paused`` or ``ended``."""
+
+    @property
+    @abstractmethod
+    def started_at(self) -> float | None:
+        """``time.time()`` when the process started (None until then)."""
+
+    @abstractmethod
+    async def wait(self) -> Outcome:
+        """Wait for the end; the outcome (the same one on every call)."""
+
+    @abstractmethod
+    async def stop(self, grace: float = 5.0) -> None:
+        """End it (see the module docstring); nothing if it has ended."""
+
+    @abstractmethod
+    async def pause(self) -> None:
+        """Suspend a running job (:class:`ValueError` if it is not running)."""
+
+    @abstractmethod
+    async def resume(self) -> None:
+        """Continue a paused job (:class:`ValueError` if it is not paused)."""
+
+
+class Executor(ABC):
+    """Runs jobs (see the module docstring for the promises)."""
+
+    #: a short name for logs: "local", "celery"
+    kind = "abstract"
+    max_concurrency: int
+
+    @abstractmethod
+    async def submit(self, job: Job) -> Execution:
+        """Queue ``job``; returns at once."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop every job (queued ones never start) and release what it holds."""
+
+
+executors: Registry[Executor] = Registry("task executor")

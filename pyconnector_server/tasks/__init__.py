@@ -1,0 +1,1 @@
+"""The Task Service: projects, tasks, deploys, runs, and their schedules."""
