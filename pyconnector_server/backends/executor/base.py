@@ -16,9 +16,13 @@ executor keeps (tests/backends/test_executor_contract.py runs them on each):
 * **Logs to files.** stdout and stderr go to the job's ``stdout``/``stderr`` paths as the
   process writes them (the service follows them live).
 * **Limits.** CPU seconds, memory (resident, of the process and its children), open
-  files, the size of a file it writes, and wall-clock time. A job over a limit is killed
-  and its :class:`Outcome` says which (``timed_out``, ``out_of_memory``,
-  ``cpu_limit``), never a bare "failed".
+  files, the size of a file it writes, and wall-clock time. A job over its CPU, memory or
+  wall-clock limit is killed and its :class:`Outcome` says which (``cpu_limit``,
+  ``out_of_memory``, ``timed_out``), never a bare "failed". Open files and file size
+  are not kills: the call that goes over fails (EMFILE, EFBIG; or SIGXFSZ ends a program
+  that does not ignore it) and the job ends as the program decides, usually ``failed``.
+* **A command that cannot start** (not found, not executable) ends ``failed`` with
+  ``exit_code`` None and a reason saying so; :meth:`Executor.submit` still returns.
 * **Stop, pause, resume.** :meth:`Execution.stop` ends the process group (SIGTERM, then
   SIGKILL after ``grace`` seconds) and the outcome is ``stopped``; a queued job stops
   without starting. :meth:`Execution.pause`/:meth:`Execution.resume` suspend and continue
