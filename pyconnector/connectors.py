@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the service modules load pandas: imported when first asked 
     from .mqtt import MQTTPublisher, MQTTSubscriber, MQTTUtils
     from .routing import srwsUtils
     from .sos import SensorObservation
+    from .tasks import DelayedTask, RecurrentTask, Task
 
 
 class connectors:  # noqa: N801 - the name users write, from the TCUP guide
@@ -74,6 +75,30 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
         from .routing import srwsUtils
 
         return srwsUtils(self.http)
+
+    def Task(self, projectName: str | None = None, jobName: str | None = None,  # noqa: N802,N803
+             projectId: str | None = None, jobId: str | None = None) -> Task:  # noqa: N803
+        """A task of a project of the Task Service (docs/tasks.md): by names (made when
+        missing) or ids."""
+        from .tasks import Task
+
+        return Task(self.http, projectName, jobName, projectId, jobId)
+
+    def DelayedTask(self, delayedTime: str | int, timeZone: str | None = None,  # noqa: N802,N803
+                    projectName: str | None = None, jobName: str | None = None,  # noqa: N803
+                    projectId: str | None = None, jobId: str | None = None) -> DelayedTask:  # noqa: N803
+        """A task that runs once at ``delayedTime``, scheduled when it is deployed."""
+        from .tasks import DelayedTask
+
+        return DelayedTask(self.http, delayedTime, timeZone, projectName, jobName, projectId,
+                           jobId)
+
+    def RecurrentTask(self, cronPatternType: str = "fixed", **kw: Any) -> RecurrentTask:  # noqa: N802,N803
+        """A task that runs on a cron pattern (``hour='4', day='6'``…), scheduled when it is
+        deployed; see :class:`pyconnector.tasks.RecurrentTask` for the keywords."""
+        from .tasks import RecurrentTask
+
+        return RecurrentTask(self.http, cronPatternType, **kw)
 
     def mqttUtils(self) -> MQTTUtils:  # noqa: N802 - TCUP guide naming
         """Builds observation JSON for MQTT: ``mqtt.payload(sensor, outputs, feature)``; the

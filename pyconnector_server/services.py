@@ -29,6 +29,7 @@ REGISTERED = (
     "pyconnector_server.sos.service",
     "pyconnector_server.datalake.service",
     "pyconnector_server.routing.service",
+    "pyconnector_server.tasks.service",
 )
 
 Opener = Callable[[State], AbstractAsyncContextManager[None]]

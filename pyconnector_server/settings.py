@@ -167,6 +167,23 @@ class Settings:
                                         "is removed.", minimum=0)
     sweep_interval_seconds: int = _setting(600, "How often the sweeper runs (it also runs at "
                                            "start); 0 disables the periodic run.", minimum=0)
+    executor: str = _setting("local://", "Where tasks run: local:// (subprocesses of the "
+                             "platform; ?concurrency=N, default the number of CPUs) or, "
+                             "next, celery://. See docs/tasks.md.")
+    task_dir: str = _setting("", "Directory for the working directories of running tasks "
+                             "(emptied as each run ends): empty for a directory under the "
+                             "system's temporary directory. Never inside the data dir: a "
+                             "task must not reach the platform's files.")
+    task_wall_seconds: int = _setting(3600, "Longest a task run may take (wall clock, paused "
+                                      "time not counted); it is then killed.", minimum=1)
+    task_cpu_seconds: int = _setting(3600, "CPU time a task run may use.", minimum=1)
+    task_memory_mb: int = _setting(1024, "Resident memory a task run (with its children) may "
+                                   "use, in MiB.", minimum=16)
+    task_catch_up_seconds: int = _setting(
+        3600, "A scheduled slot missed (the platform was down) by less than this fires once "
+        "when the platform is back; older ones are skipped.", minimum=0)
+    task_bundle_mb: int = _setting(256, "Largest deploy (the file and the unpacked dependency "
+                                   "and input zips together), in MiB.", minimum=1)
     # Not a setting: room for values a caller (tests, embedding code) hands to the app.
     extra: dict[str, Any] = field(default_factory=dict)
 

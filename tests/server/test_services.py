@@ -85,12 +85,12 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def test_the_registry_lists_each_service_in_one_line() -> None:
-    assert len(REGISTERED) == 3
-    assert [s.name for s in registered()] == ["sos", "dls", "routing"]
+    assert len(REGISTERED) == 4
+    assert [s.name for s in registered()] == ["sos", "dls", "routing", "tasks"]
     dls = registered()[1]
     assert dls.commands == ("dlsuser", "dlsquota")
     assert {r.prefix for s in registered() for r in s.routers} == {
-        "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0"}
+        "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0"}
 
 
 def test_a_module_without_a_service_is_refused() -> None:

@@ -1,0 +1,284 @@
+"""Runs of tasks: from a start (or a schedule's slot) to an outcome, on the executor.
+
+A run is a row (``queued`` → ``running`` → how it ended) and a directory in the data
+dir, ``tasks/t<tenant>/T<task>/runs/<n>/``, holding its ``stdout.txt``, ``stderr.txt``
+and ``outputs/``. The process itself works in a fresh directory *outside* the data dir
+(``--task-dir``): the deployed bundle is copied there, with the files linked from other
+tasks' latest successful runs in ``input/``; what the process leaves there that the
+bundle did not have (new or changed files) becomes the run's outputs, and the directory
+is removed.
+
+A run belongs to the process that started it (``owner``): only that process can stop,
+pause or resume it. Runs a process left behind when it stopped are marked ``lost`` when
+the platform starts again (all of them on SQLite; on PostgreSQL those of no live owner
+cannot be told apart, so they are left to the operator — documented in docs/tasks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends.executor import Execution, Executor, Job, Limits
+from ..clock import now_ms
+from ..deps import call
+from ..errors import APIError
+from ..settings import Settings
+from . import runtimes
+from .store import TaskStore
+
+log = logging.getLogger("pyconnector.tasks")
+
+STATUS = {  # a run's ending → its task's status
+    "succeeded": "COMPLETED", "failed": "FAILED", "stopped": "STOPPED",
+    "timed_out": "FAILED", "out_of_memory": "FAILED", "cpu_limit": "FAILED", "lost": "FAILED"}
+
+
+@dataclass
+class Active:
+    """A run this process has on the executor."""
+
+    task_id: int
+    number: int
+    execution: Execution
+    waiter: asyncio.Task[None] | None = None
+    paused: bool = False
+
+
+@dataclass
+class Runner:
+    """Starts runs and follows them to their end (see the module docstring)."""
+
+    store: TaskStore
+    executor: Executor
+    settings: Settings
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    active: dict[tuple[int, int], Active] = field(default_factory=dict)
+    #: the interpreter of ``py`` tasks (see :meth:`find_python`)
+    python: str = sys.executable
+
+    # -- where things are --------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        root = self.settings.data_path / "tasks"
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return root
+
+    def task_dir(self, tenant_id: int, task_id: int) -> Path:
+        return self.root / f"t{tenant_id}" / f"T{task_id}"
+
+    def bundle_dir(self, tenant_id: int, task_id: int) -> Path:
+        return self.task_dir(tenant_id, task_id) / "bundle"
+
+    def run_dir(self, tenant_id: int, task_id: int, number: int) -> Path:
+        return self.task_dir(tenant_id, task_id) / "runs" / str(number)
+
+    def work_root(self) -> Path:
+        if self.settings.task_dir:
+            base = Path(self.settings.task_dir).expanduser().resolve()
+        else:  # one per data dir, so two platforms on a machine keep apart
+            digest = hashlib.sha256(str(self.settings.data_path).encode()).hexdigest()[:12]
+            base = Path(tempfile.gettempdir()) / f"pyconnector-runs-{digest}"
+        data = self.settings.data_path
+        if base == data or data in base.parents:
+            raise ValueError(f"task_dir (--task-dir) {base} is inside the data dir {data}: "
+                             "a task must not reach the platform's files")
+        base.mkdir(mode=0o711, parents=True, exist_ok=True)
+        return base
+
+    def limits(self) -> Limits:
+        s = self.settings
+        return Limits(cpu_seconds=s.task_cpu_seconds, memory_bytes=s.task_memory_mb << 20,
+                      wall_seconds=float(s.task_wall_seconds))
+
+    async def find_python(self) -> str:
+        """The interpreter ``py`` tasks run with: the platform's own when the executor's
+        account can run it; else the system's ``python3`` (a platform run by root runs
+        tasks as an unprivileged account, which cannot reach an interpreter installed
+        under /root). Tried with a real job on the executor, once, at start."""
+        candidates = [sys.executable]
+        system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+        if system and system != sys.executable:
+            candidates.append(system)
+        probe = self.work_root() / f"probe-{uuid.uuid4().hex[:8]}"
+        try:
+            for python in candidates:
+                probe.mkdir(exist_ok=True)
+                job = Job(run_id="python-probe", workdir=probe,
+                          command=(python, "-c", "pass"), stdout=probe / ".out",
+                          stderr=probe / ".err", limits=Limits(wall_seconds=30))
+                outcome = await (await self.executor.submit(job)).wait()
+                if outcome.ending == "succeeded":
+                    self.python = python
+                    return python
+                log.warning("tasks: %s cannot run as the task account (%s)", python,
+                            outcome.reason)
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+        return self.python
+
+    # -- starting ----------------------------------------------------------------------
+    async def start(self, row: Any, trigger: str, slot_ms: int | None = None) -> int | None:
+        """Start a run of the task ``row`` (deployed); its number, or None when the slot
+        was fired already (by another process)."""
+        if row.runtime is None:
+            raise APIError(409, f"task T{row.id} is not deployed: deploy it first")
+        number = await call(self.store.add_run, row.id, trigger, self.owner, slot_ms)
+        if number is None:
+            return None
+        try:
+            job = await call(self._prepare, row, number)
+        except APIError as exc:  # a missing linked file: the run fails, saying which
+            await self._ended(row, number, "failed", None, exc.message)
+            return number
+        execution = await self.executor.submit(job)
+        active = Active(row.id, number, execution)
+        self.active[(row.id, number)] = active
+        active.waiter = asyncio.create_task(self._follow(row, active))
+        await call(self.store.update_task, row.id, status="RUNNING")
+        return number
+
+    def _prepare(self, row: Any, number: int) -> Job:
+        """The run's directory, a fresh working directory with the bundle and the linked
+        files, and the job for the executor."""
+        out = self.run_dir(row.tenant_id, row.id, number)
+        out.mkdir(parents=True, exist_ok=True)
+        work = self.work_root() / f"t{row.tenant_id}-T{row.id}-r{number}-{uuid.uuid4().hex[:6]}"
+        shutil.copytree(self.bundle_dir(row.tenant_id, row.id), work, symlinks=False)
+        (work / "input").mkdir(exist_ok=True)
+        for link in row.links or []:
+            self._place_link(row, link, work / "input")
+        # What the bundle had (and when), to tell outputs from it afterwards.
+        manifest = {str(p.relative_to(work)): p.stat().st_mtime_ns
+                    for p in work.rglob("*") if p.is_file()}
+        (out / ".manifest.json").write_text(json.dumps(manifest))
+        command = runtimes.command(row.runtime, row.filename, list(row.args or []))
+        if command[0] == sys.executable:
+            command = (self.python, *command[1:])
+        return Job(run_id=f"t{row.tenant_id}-T{row.id}-r{number}", workdir=work,
+                   command=command, stdout=out / "stdout.txt", stderr=out / "stderr.txt",
+                   env={"PYCONNECTOR_TASK": f"T{row.id}", "PYCONNECTOR_RUN": str(number)},
+                   limits=self.limits())
+
+    def _place_link(self, row: Any, link: dict[str, Any], into: Path) -> None:
+        source = self.store.row_by_id(link["taskId"])
+        latest = None if source is None else self.store.latest_success(source.id)
+        name = link["fileName"]
+        if source is None or source.tenant_id != row.tenant_id:
+            raise APIError(409, f"linked task T{link['taskId']} no longer exists")
+        if latest is None:
+            raise APIError(409, f"linked task T{source.id} has no successful run yet: "
+                           f"no {name!r} to take")
+        found = self.run_dir(source.tenant_id, source.id, latest) / "outputs" / name
+        if not found.is_file():
+            raise APIError(409, f"linked file {name!r} is not among the outputs of task "
+                           f"T{source.id}'s run {latest}")
+        shutil.copyfile(found, into / Path(name).name)
+
+    # -- following ---------------------------------------------------------------------
+    async def _follow(self, row: Any, active: Active) -> None:
+        execution = active.execution
+        try:
+            while execution.started_at is None and execution.state == "queued":
+                await asyncio.sleep(0.02)
+            if execution.started_at is not None:
+                await call(self.store.update_run, row.id, active.number, state="running",
+                           started_ms=int(execution.started_at * 1000))
+            outcome = await execution.wait()
+            await call(self._collect, row, active.number, execution.job)
+            await self._ended(row, active.number, outcome.ending, outcome.exit_code,
+                              outcome.reason)
+        except Exception:
+            log.exception("task T%s run %s: following it failed", row.id, active.number)
+            await self._ended(row, active.number, "failed", None, "the platform lost track "
+                              "of the run (see its log)")
+        finally:
+            self.active.pop((row.id, active.number), None)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(execution.job.workdir, ignore_errors=True)
+
+    def _collect(self, row: Any, number: int, job: Job) -> None:
+        """Move what the run made (new or changed files) to its outputs."""
+        out = self.run_dir(row.tenant_id, row.id, number)
+        try:
+            manifest = json.loads((out / ".manifest.json").read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        outputs = out / "outputs"
+        outputs.mkdir(exist_ok=True)
+        for p in job.workdir.rglob("*"):
+            if p.is_symlink() or not p.is_file() or ".tmp" in p.relative_to(job.workdir).parts:
+                continue
+            rel = str(p.relative_to(job.workdir))
+            if manifest.get(rel) == p.stat().st_mtime_ns:
+                continue
+            target = outputs / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(p), target)
+
+    async def _ended(self, row: Any, number: int, ending: str, exit_code: int | None,
+                     reason: str) -> None:
+        await call(self.store.update_run, row.id, number, state=ending, exit_code=exit_code,
+                   reason=reason, ended_ms=now_ms())
+        current = await call(self.store.row_by_id, row.id)
+        if current is None:  # deleted meanwhile
+            return
+        status = STATUS.get(ending, "FAILED")
+        if current.next_fire_ms is not None and not current.schedule_paused:
+            status = "SCHEDULED"  # a recurrent task waits for its next slot
+        await call(self.store.update_task, row.id, status=status)
+
+    # -- acting on runs ----------------------------------------------------------------
+    def runs_of(self, task_id: int) -> list[Active]:
+        return [a for (tid, _), a in self.active.items() if tid == task_id]
+
+    async def stop(self, task_id: int) -> int:
+        """Stop the task's runs in this process; how many."""
+        runs = self.runs_of(task_id)
+        for a in runs:
+            await a.execution.stop()
+        for a in runs:
+            if a.waiter is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await a.waiter
+        return len(runs)
+
+    async def pause(self, task_id: int) -> int:
+        runs = [a for a in self.runs_of(task_id) if a.execution.state == "running"]
+        for a in runs:
+            await a.execution.pause()
+            await call(self.store.update_run, task_id, a.number, state="paused")
+        return len(runs)
+
+    async def resume(self, task_id: int) -> int:
+        runs = [a for a in self.runs_of(task_id) if a.execution.state == "paused"]
+        for a in runs:
+            await a.execution.resume()
+            await call(self.store.update_run, task_id, a.number, state="running")
+        return len(runs)
+
+    async def close(self) -> None:
+        for a in list(self.active.values()):
+            with contextlib.suppress(Exception):
+                await a.execution.stop(grace=1.0)
+        for a in list(self.active.values()):
+            if a.waiter is not None:
+                a.waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await a.waiter
+        await self.executor.close()
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a task's files (its bundle and runs)."""
+    shutil.rmtree(path, ignore_errors=True)

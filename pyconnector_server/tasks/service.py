@@ -1,0 +1,49 @@
+"""The Task Service as a platform service: its routes, tables, executor and scheduler."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.datastructures import State
+
+from ..backends.executor import open_executor
+from ..deps import call
+from ..services import Service
+from .routes import router
+from .runner import Runner
+from .scheduler import Scheduler
+from .store import TaskStore
+
+
+@asynccontextmanager
+async def open_tasks(state: State) -> AsyncIterator[None]:
+    """Open the executor (``--executor``), mark the runs a stopped platform left as lost
+    (SQLite: one process, so all of them), and run the scheduler."""
+    settings = state.settings
+    executor = open_executor(settings.executor)
+    runner = Runner(TaskStore(state.db), executor, settings)
+    runner.work_root()  # a task dir inside the data dir stops the start, naming it
+    # Tasks run as another account when the platform is root: the data dir is the
+    # platform's alone (its database, blobs, keys), whatever umask made it.
+    data = settings.data_path
+    if data.is_dir() and data.stat().st_uid == os.geteuid():
+        data.chmod(0o700)
+    try:
+        await runner.find_python()
+        if state.db.dialect != "postgresql":
+            await call(runner.store.abandon_runs)
+        scheduler = Scheduler(runner, catch_up_ms=settings.task_catch_up_seconds * 1000)
+        state.tasks = runner
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+    finally:
+        await runner.close()
+
+
+SERVICE = Service(name="tasks", routers=[router], tables="pyconnector_server.tasks.tables",
+                  open=open_tasks)

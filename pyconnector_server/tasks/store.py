@@ -1,0 +1,258 @@
+"""What the Task Service keeps in the database: a tenant's projects, tasks and runs.
+Blocking calls (run them through :func:`pyconnector_server.deps.call`).
+
+Projects are ``P<id>`` and tasks ``T<id>``; either is addressed by its id or its name
+(an id wins: a project named ``P7`` is reached by name only when no project ``P7`` of
+the tenant exists). Every lookup is scoped to the tenant: another tenant's objects are
+"not found".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+
+from pyconnector.times import format_tcup
+
+from ..auth import Tenant
+from ..clock import now_ms
+from ..db import Database
+from ..errors import APIError, not_found
+from .tables import project, run, task
+
+_PROJECT_ID = re.compile(r"^P([0-9]{1,9})$")
+_TASK_ID = re.compile(r"^T([0-9]{1,9})$")
+#: run states that are over
+ENDED = ("succeeded", "failed", "stopped", "timed_out", "out_of_memory", "cpu_limit",
+         "lost")
+
+
+def _time(ms: int | None) -> str | None:
+    return None if ms is None else format_tcup(ms)
+
+
+def project_view(row: Any) -> dict[str, Any]:
+    return {"projectId": f"P{row.id}", "projectName": row.name,
+            "createdOn": _time(row.created_ms)}
+
+
+def task_view(row: Any, project_name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "jobId": f"T{row.id}", "jobName": row.name, "projectId": f"P{row.project_id}",
+        "projectName": project_name, "type": row.kind, "status": row.status,
+        "runTime": row.runtime, "filename": row.filename, "args": row.args,
+        "deployedOn": _time(row.deployed_ms), "links": row.links,
+        "createdOn": _time(row.created_ms), "updatedOn": _time(row.updated_ms)}
+    if row.kind == "delayed":
+        out["schedule"] = {"delayedTime": _time(row.delayed_ms), "timeZone": row.time_zone,
+                           "paused": row.schedule_paused}
+    elif row.kind == "recurrent":
+        out["schedule"] = {"cron": row.cron, "pattern": row.pattern,
+                           "timeZone": row.time_zone,
+                           "recurrenceLimit": row.recurrence_limit, "fired": row.fired,
+                           "paused": row.schedule_paused}
+    if row.kind != "task":
+        out["schedule"]["nextRun"] = _time(row.next_fire_ms)
+    return out
+
+
+def run_view(row: Any) -> dict[str, Any]:
+    return {"run": row.number, "trigger": row.trigger, "state": row.state,
+            "exitCode": row.exit_code, "reason": row.reason,
+            "slot": _time(row.slot_ms), "queuedOn": _time(row.queued_ms),
+            "startedOn": _time(row.started_ms), "endedOn": _time(row.ended_ms)}
+
+
+class TaskStore:
+    """Tenant-scoped rows of the task tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- projects ----------------------------------------------------------------------
+    def _project(self, conn: sa.Connection, t: Tenant, ref: str) -> Any:
+        m = _PROJECT_ID.match(ref)
+        if m:
+            row = conn.execute(sa.select(project).where(
+                project.c.tenant_id == t.id, project.c.id == int(m[1]))).first()
+            if row is not None:
+                return row
+        row = conn.execute(sa.select(project).where(
+            project.c.tenant_id == t.id, project.c.name == ref)).first()
+        if row is None:
+            raise not_found(f"project {ref!r}")
+        return row
+
+    def add_project(self, t: Tenant, name: str) -> dict[str, Any]:
+        with self.db.write() as conn:
+            if conn.execute(sa.select(project.c.id).where(
+                    project.c.tenant_id == t.id, project.c.name == name)).first():
+                raise APIError(409, f"projectName: project {name!r} exists",
+                               field="projectName")
+            pid = conn.execute(sa.insert(project).values(
+                tenant_id=t.id, name=name, created_ms=now_ms())).inserted_primary_key[0]
+            return project_view(conn.execute(sa.select(project).where(
+                project.c.id == pid)).one())
+
+    def project(self, t: Tenant, ref: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            return project_view(self._project(conn, t, ref))
+
+    def projects(self, t: Tenant) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(project).where(project.c.tenant_id == t.id)
+                                .order_by(project.c.id)).all()
+        return [project_view(r) for r in rows]
+
+    def delete_project(self, t: Tenant, ref: str) -> tuple[int, list[int]]:
+        """Delete a project and its tasks (their runs must be stopped first: the ids of
+        its tasks are returned so the caller stops them); its id."""
+        with self.db.write() as conn:
+            row = self._project(conn, t, ref)
+            ids = [r.id for r in conn.execute(sa.select(task.c.id).where(
+                task.c.project_id == row.id)).all()]
+            conn.execute(sa.delete(project).where(project.c.id == row.id))
+            return row.id, ids
+
+    def task_ids_of_project(self, t: Tenant, ref: str) -> list[int]:
+        with self.db.read() as conn:
+            row = self._project(conn, t, ref)
+            return [r.id for r in conn.execute(sa.select(task.c.id).where(
+                task.c.project_id == row.id)).all()]
+
+    # -- tasks -------------------------------------------------------------------------
+    def _task(self, conn: sa.Connection, t: Tenant, project_ref: str, ref: str) -> Any:
+        p = self._project(conn, t, project_ref)
+        m = _TASK_ID.match(ref)
+        if m:
+            row = conn.execute(sa.select(task).where(
+                task.c.project_id == p.id, task.c.id == int(m[1]))).first()
+            if row is not None:
+                return row, p
+        row = conn.execute(sa.select(task).where(
+            task.c.project_id == p.id, task.c.name == ref)).first()
+        if row is None:
+            raise not_found(f"task {ref!r} of project {project_ref!r}")
+        return row, p
+
+    def add_task(self, t: Tenant, project_ref: str, name: str, kind: str,
+                 schedule: dict[str, Any] | None = None) -> dict[str, Any]:
+        now = now_ms()
+        with self.db.write() as conn:
+            p = self._project(conn, t, project_ref)
+            if conn.execute(sa.select(task.c.id).where(
+                    task.c.project_id == p.id, task.c.name == name)).first():
+                raise APIError(409, f"jobName: task {name!r} exists in project "
+                               f"{p.name!r}", field="jobName")
+            tid = conn.execute(sa.insert(task).values(
+                tenant_id=t.id, project_id=p.id, name=name, kind=kind, status="CREATED",
+                args=[], links=[], recurrence_limit=0, fired=0, schedule_paused=False,
+                created_ms=now, updated_ms=now, **(schedule or {}))).inserted_primary_key[0]
+            return task_view(conn.execute(sa.select(task).where(task.c.id == tid)).one(),
+                             p.name)
+
+    def task(self, t: Tenant, project_ref: str, ref: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row, p = self._task(conn, t, project_ref, ref)
+            return task_view(row, p.name)
+
+    def task_row(self, t: Tenant, project_ref: str, ref: str) -> Any:
+        """The task's row (the runner reads its deploy and schedule)."""
+        with self.db.read() as conn:
+            return self._task(conn, t, project_ref, ref)[0]
+
+    def row_by_id(self, task_id: int) -> Any:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(task).where(task.c.id == task_id)).first()
+
+    def tasks(self, t: Tenant, project_ref: str, name: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            p = self._project(conn, t, project_ref)
+            q = sa.select(task).where(task.c.project_id == p.id)
+            if name is not None:
+                q = q.where(task.c.name == name)
+            rows = conn.execute(q.order_by(task.c.id)).all()
+        return [task_view(r, p.name) for r in rows]
+
+    def update_task(self, task_id: int, **values: Any) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.update(task).where(task.c.id == task_id).values(
+                updated_ms=now_ms(), **values))
+
+    def delete_task(self, t: Tenant, project_ref: str, ref: str) -> int:
+        with self.db.write() as conn:
+            row, _ = self._task(conn, t, project_ref, ref)
+            conn.execute(sa.delete(task).where(task.c.id == row.id))
+            return int(row.id)
+
+    # -- runs --------------------------------------------------------------------------
+    def add_run(self, task_id: int, trigger: str, owner: str,
+                slot_ms: int | None = None) -> int | None:
+        """A new queued run of the task: its number; None if the slot already has one
+        (another process fired it)."""
+        with self.db.write() as conn:
+            if slot_ms is not None and conn.execute(sa.select(run.c.id).where(
+                    run.c.task_id == task_id, run.c.slot_ms == slot_ms)).first():
+                return None
+            number = (conn.execute(sa.select(sa.func.max(run.c.number)).where(
+                run.c.task_id == task_id)).scalar() or 0) + 1
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(run).values(
+                        task_id=task_id, number=number, trigger=trigger, slot_ms=slot_ms,
+                        state="queued", reason="", owner=owner, queued_ms=now_ms()))
+            except sa.exc.IntegrityError:
+                return None  # a racing process took the slot (or the number)
+            return number
+
+    def update_run(self, task_id: int, number: int, **values: Any) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.update(run).where(run.c.task_id == task_id,
+                                              run.c.number == number).values(**values))
+
+    def runs(self, task_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(run).where(run.c.task_id == task_id)
+                                .order_by(run.c.number)).all()
+        return [run_view(r) for r in rows]
+
+    def run(self, task_id: int, number: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(run).where(run.c.task_id == task_id,
+                                                    run.c.number == number)).first()
+        if row is None:
+            raise not_found(f"run {number}")
+        return run_view(row)
+
+    def latest_success(self, task_id: int) -> int | None:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(sa.func.max(run.c.number)).where(
+                run.c.task_id == task_id, run.c.state == "succeeded")).scalar()
+
+    def abandon_runs(self, owner: str | None = None) -> int:
+        """Mark runs left queued or running by a process that is gone as ``lost`` (at
+        start: a restart ended them); ``owner`` None: every process's."""
+        with self.db.write() as conn:
+            q = sa.update(run).where(run.c.state.not_in(ENDED))
+            if owner is not None:
+                q = q.where(run.c.owner == owner)
+            return conn.execute(q.values(state="lost", ended_ms=now_ms(),
+                                         reason="the platform stopped while it ran")).rowcount
+
+    def due(self, now: int, limit: int = 100) -> list[Any]:
+        """Tasks whose schedule's next slot has come."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(task).where(
+                task.c.next_fire_ms.is_not(None), task.c.next_fire_ms <= now,
+                task.c.schedule_paused.is_(False)).order_by(task.c.next_fire_ms)
+                .limit(limit)).all())
+
+    def advance(self, task_id: int, slot_ms: int, next_ms: int | None, fired: int) -> bool:
+        """Move a task's schedule past ``slot_ms`` (only if it is still at it: another
+        process may have moved it); whether this call moved it."""
+        with self.db.write() as conn:
+            return bool(conn.execute(sa.update(task).where(
+                task.c.id == task_id, task.c.next_fire_ms == slot_ms).values(
+                next_fire_ms=next_ms, fired=fired, updated_ms=now_ms())).rowcount)
