@@ -502,7 +502,9 @@ async def get_output(project: str = ProjectRef, job: str = TaskRef, number: int 
     row = await call(r.store.task_row, t, project, job)
     await call(r.store.run, row.id, number)
     base = (r.run_dir(t.id, row.id, number) / "outputs").resolve()
+    if "\x00" in path:  # no file has one (and realpath refuses it)
+        raise not_found(f"output {path[:80]!r} of run {number}")
     target = (base / path).resolve()
-    if "\x00" in path or base not in target.parents or not target.is_file():
+    if base not in target.parents or not target.is_file():
         raise not_found(f"output {path[:80]!r} of run {number}")
     return FileResponse(target, filename=target.name)

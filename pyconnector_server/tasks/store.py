@@ -24,6 +24,7 @@ from .tables import project, run, task
 
 _PROJECT_ID = re.compile(r"^P([0-9]{1,9})$")
 _TASK_ID = re.compile(r"^T([0-9]{1,9})$")
+_REF = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,128}$")  # what a name may be (bodies.name)
 #: run states that are over
 ENDED = ("succeeded", "failed", "stopped", "timed_out", "out_of_memory", "cpu_limit",
          "lost")
@@ -73,6 +74,8 @@ class TaskStore:
 
     # -- projects ----------------------------------------------------------------------
     def _project(self, conn: sa.Connection, t: Tenant, ref: str) -> Any:
+        if not _REF.match(ref):  # no name has these (and PostgreSQL refuses a NUL)
+            raise not_found(f"project {ref[:80]!r}")
         m = _PROJECT_ID.match(ref)
         if m:
             row = conn.execute(sa.select(project).where(
@@ -125,6 +128,8 @@ class TaskStore:
     # -- tasks -------------------------------------------------------------------------
     def _task(self, conn: sa.Connection, t: Tenant, project_ref: str, ref: str) -> Any:
         p = self._project(conn, t, project_ref)
+        if not _REF.match(ref):
+            raise not_found(f"task {ref[:80]!r}")
         m = _TASK_ID.match(ref)
         if m:
             row = conn.execute(sa.select(task).where(

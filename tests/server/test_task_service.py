@@ -216,7 +216,7 @@ def test_copy_and_links_between_tasks(api_any: Any) -> None:
 def test_another_tenant_sees_nothing(api_any: Any) -> None:
     path = _path(_task(api_any))
     _deploy(api_any, path)
-    other = {"x-api-key": api_any.new_key("tasks-other")}
+    other = {"x-api-key": api_any.new_key(f"tasks-other-{time.monotonic_ns()}")}
     assert api_any.get(f"{TS}/projects", headers=other).json() == []
     for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/start"),
                            ("POST", "/stop"), ("GET", "/runs"), ("PUT", "/links")):
