@@ -21,6 +21,7 @@ from pathlib import Path
 
 import demo_datalake  # examples/demo_datalake.py, beside this file
 import demo_routing  # examples/demo_routing.py
+import demo_tasks  # examples/demo_tasks.py
 
 import pyconnector
 from pyconnector_server.process import ServerProcess
@@ -137,6 +138,7 @@ def main() -> int:
             with pyconnector.connectors(api_key=platform.api_key, URL=platform.url) as conn:
                 sos_tour(conn, workdir)
                 demo_routing.run(conn, mqtt)
+                demo_tasks.run(conn, workdir / "tasks", OUT)
             step("Create a data lake user 'demo' (as the tenant admin would, with the CLI)")
             dls_key = platform.cli("dlsuser", "create", "--tenant", "default",
                                    "--user", "demo").strip()

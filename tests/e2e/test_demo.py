@@ -25,6 +25,19 @@ def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
     # The same readings through amq.topic and the --mqtt bridge to an MQTT subscriber.
     assert ("mqtt hot: 2024-07-01T12:01:00+00:00 31.2\n"
             "mqtt hot: 2024-07-01T12:03:00+00:00 33.0") in out.stdout
+    # Tasks: the job ran on the input zip; its log and downloaded output say what it computed.
+    assert "T1 'summarise' in P1: DEPLOYED, runtime py, args ['24']" in out.stdout
+    assert "run 1: succeeded, exit code 0" in out.stdout
+    assert ("room1-climate: 48 readings, mean 22.75, 12 over 24\n"
+            "room2-climate: 48 readings, mean 18.88, 0 over 24\n"
+            "outputs: summary.csv (99 bytes)\n") in out.stdout
+    summary = (tmp_path / "demo-output" / "summary.csv").read_text().splitlines()
+    assert summary == ["sensor,readings,mean,max,over_24", "room1-climate,48,22.75,25.50,12",
+                       "room2-climate,48,18.88,19.75,0"]
+    # The delayed task ran by itself (on its schedule), with its own argument.
+    assert ("delayed run 1: trigger schedule, succeeded\n"
+            "room1-climate: 48 readings, mean 22.75, 36 over 21\n") in out.stdout
+    assert "project P1 deleted with 2 task(s)" in out.stdout
     assert "created: default/demo/demo/run1/flights.csv" in out.stdout
     assert "mean delay 15.2 min; summary says 15.2" in out.stdout
     png = tmp_path / "demo-output" / "room1-temperature.png"
