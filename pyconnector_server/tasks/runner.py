@@ -138,14 +138,19 @@ class Runner:
             return None
         try:
             job = await call(self._prepare, row, number)
-        except APIError as exc:  # a missing linked file: the run fails, saying which
+        except APIError as exc:  # a missing linked file or bundle: the run fails, saying so
             await self._ended(row, number, "failed", None, exc.message)
             return number
+        except Exception as exc:  # a run row must not stay queued for ever
+            log.exception("task T%s run %s: preparing it failed", row.id, number)
+            await self._ended(row, number, "failed", None, f"could not prepare the run: {exc}")
+            return number
+        # RUNNING before the job exists: a job that ends at once sets its ending after it.
+        await call(self.store.update_task, row.id, status="RUNNING")
         execution = await self.executor.submit(job)
         active = Active(row.id, number, execution)
         self.active[(row.id, number)] = active
         active.waiter = asyncio.create_task(self._follow(row, active))
-        await call(self.store.update_task, row.id, status="RUNNING")
         return number
 
     def _prepare(self, row: Any, number: int) -> Job:
@@ -153,8 +158,13 @@ class Runner:
         files, and the job for the executor."""
         out = self.run_dir(row.tenant_id, row.id, number)
         out.mkdir(parents=True, exist_ok=True)
+        bundle = self.bundle_dir(row.tenant_id, row.id)
+        if not bundle.is_dir():  # deploys live in the data dir of the process that took them
+            raise APIError(409, f"task T{row.id}'s deploy is not in this platform process's "
+                           f"data dir ({self.settings.data_path}): it was deployed through "
+                           "another process, and deploys are not shared between them")
         work = self.work_root() / f"t{row.tenant_id}-T{row.id}-r{number}-{uuid.uuid4().hex[:6]}"
-        shutil.copytree(self.bundle_dir(row.tenant_id, row.id), work, symlinks=False)
+        shutil.copytree(bundle, work, symlinks=False)
         (work / "input").mkdir(exist_ok=True)
         for link in row.links or []:
             self._place_link(row, link, work / "input")

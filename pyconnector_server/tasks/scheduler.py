@@ -1,14 +1,26 @@
 """The schedule: delayed and recurrent tasks fire from the database.
 
 Every :data:`TICK_SECONDS` the scheduler takes the tasks whose next slot has come
-(``next_fire_ms``), starts a run for the slot and moves the task to its next slot. A
-slot's run row is unique per task, so however many platform processes share the
-database, one of them fires it (the one whose insert wins); the others see it taken.
+(``next_fire_ms``), moves each to its next slot and starts a run for the slot. Moving the
+schedule claims the slot: it is a compare-and-set on ``next_fire_ms``, so however many
+platform processes share the database, one of them moves it and runs the slot; the others
+see it moved. The run row of a slot is unique per task as well, a second guard. A slot
+whose run cannot start (the task is not deployed, its deploy is not in this process's
+data dir) passes: a failed run saying why, or a warning in the log; it is not retried,
+and it does not hold up the other tasks' slots.
+
+The task's status while its schedule runs: ``SCHEDULED`` between slots, ``RUNNING``
+during a run, then what the run's ending says (``COMPLETED``, ``FAILED``, …) once the
+schedule has no next slot; the runner sets these, not the scheduler.
 
 Missed slots (the platform was down): a slot missed by less than ``task_catch_up_seconds``
 fires once when the platform is back; several missed slots of a recurrent task fire once
-together (the latest); older ones are skipped, and the task waits for its next slot. A
-recurrence limit counts slots fired (0: for ever); a delayed task fires once.
+together (the latest); older ones are skipped (one less than :data:`ON_TIME_MS` late never
+is), and are not counted against the recurrence limit. A delayed task whose slot is
+skipped shows it: status ``MISSED`` and ``nextRun`` None, with no run (it can still be
+started by hand, or given a new time); a recurrent task whose slots are skipped stays
+``SCHEDULED`` with ``nextRun`` its next slot, the skip said in the log only. A recurrence
+limit counts slots fired (0: for ever); a delayed task fires once.
 """
 
 from __future__ import annotations
@@ -20,12 +32,16 @@ from typing import Any
 
 from ..clock import now_ms
 from ..deps import call
+from ..errors import APIError
 from . import schedule
 from .runner import Runner
 
 log = logging.getLogger("pyconnector.tasks")
 
 TICK_SECONDS = 0.2
+#: a slot fired this late is on time, not missed, whatever the catch-up time (with
+#: ``--task-catch-up-seconds 0`` every slot would otherwise be "missed" by a tick)
+ON_TIME_MS = 1000
 
 
 def next_after(row: Any, after_ms: int, fired: int | None = None) -> int | None:
@@ -70,24 +86,35 @@ class Scheduler:
         now = now_ms()
         started = 0
         for row in await call(self.store.due, now):
-            slot = row.next_fire_ms
-            latest = slot
-            # The latest slot not after now: missed ones fire once, together.
-            while (after := next_after(row, latest)) is not None and after <= now:
-                latest = after
-            fired = row.fired + 1
-            if now - latest > self.catch_up_ms:
-                log.warning("task T%s: slot %s was missed by more than the catch-up time; "
-                            "skipped", row.id, latest)
-                fired = row.fired
-                number = None
-            else:
-                number = await self.runner.start(row, "schedule", slot_ms=latest)
-            nxt = next_after(row, max(latest, now), fired)
-            if await call(self.store.advance, row.id, slot, nxt, fired):
-                if nxt is None:
-                    await call(self.store.update_task, row.id,
-                               status="RUNNING" if number else "COMPLETED")
-            if number is not None:
-                started += 1
+            try:  # one task's trouble must not hold up the others' slots
+                started += await self.fire(row, now)
+            except Exception:
+                log.exception("task T%s: firing its slot failed", row.id)
         return started
+
+    async def fire(self, row: Any, now: int) -> int:
+        """Claim the due slot of ``row`` and run it; 1 if this process started a run."""
+        slot = row.next_fire_ms
+        latest = slot
+        # The latest slot not after now: missed ones fire once, together.
+        while (after := next_after(row, latest)) is not None and after <= now:
+            latest = after
+        missed = now - latest > max(self.catch_up_ms, ON_TIME_MS)
+        fired = row.fired if missed else row.fired + 1
+        nxt = next_after(row, max(latest, now), fired)
+        # Moved first, run second: the move is the claim (see the module docstring).
+        if not await call(self.store.advance, row.id, slot, nxt, fired):
+            return 0  # another process took the slot
+        if missed:
+            log.warning("task T%s: slot %s was missed by more than the catch-up time; "
+                        "skipped", row.id, latest)
+            if nxt is None:
+                await call(self.store.update_task, row.id, status="MISSED")
+            return 0
+        try:
+            number = await self.runner.start(row, "schedule", slot_ms=latest)
+        except APIError as exc:  # not deployed: nothing to run, the slot passes
+            log.warning("task T%s: slot %s passed without a run: %s", row.id, latest,
+                        exc.message)
+            return 0
+        return int(number is not None)

@@ -238,13 +238,26 @@ class TaskStore:
 
     def abandon_runs(self, owner: str | None = None) -> int:
         """Mark runs left queued or running by a process that is gone as ``lost`` (at
-        start: a restart ended them); ``owner`` None: every process's."""
+        start: a restart ended them); ``owner`` None: every process's. Their tasks say
+        so too: one that showed ``RUNNING`` is ``FAILED`` (``SCHEDULED`` while its schedule
+        has a next slot), as a run ending ``lost`` leaves it."""
         with self.db.write() as conn:
-            q = sa.update(run).where(run.c.state.not_in(ENDED))
+            left = run.c.state.not_in(ENDED)
             if owner is not None:
-                q = q.where(run.c.owner == owner)
-            return conn.execute(q.values(state="lost", ended_ms=now_ms(),
-                                         reason="the platform stopped while it ran")).rowcount
+                left = sa.and_(left, run.c.owner == owner)
+            ids = [r.task_id for r in conn.execute(
+                sa.select(run.c.task_id).where(left).distinct()).all()]
+            n = conn.execute(sa.update(run).where(left).values(
+                state="lost", ended_ms=now_ms(),
+                reason="the platform stopped while it ran")).rowcount
+            if ids:
+                scheduled = sa.and_(task.c.next_fire_ms.is_not(None),
+                                    task.c.schedule_paused.is_(False))
+                conn.execute(sa.update(task).where(
+                    task.c.id.in_(ids), task.c.status == "RUNNING").values(
+                    status=sa.case((scheduled, "SCHEDULED"), else_="FAILED"),
+                    updated_ms=now_ms()))
+            return n
 
     def due(self, now: int, limit: int = 100) -> list[Any]:
         """Tasks whose schedule's next slot has come."""
