@@ -5,6 +5,10 @@ end, and the runs a crashed platform leaves behind.
 
 ``test_a_recurrent_schedule_fires_on_its_slots_then_ends`` waits for two whole-minute cron
 slots: it takes up to about two minutes.
+
+Known and left (not this file's to fix): a task process outlives a platform killed with
+SIGKILL (the local executor starts it in a session of its own, with no parent-death
+signal), so its run is marked ``lost`` while the process goes on; the crash test ends it.
 """
 
 from __future__ import annotations
