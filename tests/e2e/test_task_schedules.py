@@ -6,9 +6,8 @@ end, and the runs a crashed platform leaves behind.
 ``test_a_recurrent_schedule_fires_on_its_slots_then_ends`` waits for two whole-minute cron
 slots: it takes up to about two minutes.
 
-Known and left (not this file's to fix): a task process outlives a platform killed with
-SIGKILL (the local executor starts it in a session of its own, with no parent-death
-signal), so its run is marked ``lost`` while the process goes on; the crash test ends it.
+A task's process dies with a platform killed with SIGKILL (the local executor gives it a
+parent-death signal): its run is ``lost``, and nothing of it runs on unwatched.
 """
 
 from __future__ import annotations
@@ -243,6 +242,8 @@ def test_a_run_left_by_a_crash_is_lost_and_the_task_starts_again(tmp_path: Path)
             orphan = int(c.get(f"{path}/runs/1/log").text.split()[1])
             assert c.get(f"{path}/runs/1").json()["state"] == "running"
         first.stop(signal.SIGKILL)
+        wait_for("the task's process to die with its platform",
+                 lambda: not _alive(orphan), 10)
         second = start_server(data)
         try:
             with _client(second, key) as c:
@@ -262,6 +263,14 @@ def test_a_run_left_by_a_crash_is_lost_and_the_task_starts_again(tmp_path: Path)
     finally:
         first.stop(signal.SIGKILL)
         _end_orphan(orphan)
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` is still the long run's process (pids are reused)."""
+    try:
+        return pid is not None and "main.py" in " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
 
 
 def _end_orphan(pid: int | None) -> None:

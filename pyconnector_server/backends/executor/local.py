@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import pwd
 import resource
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -103,8 +106,25 @@ def _child_setup(limits: Limits, account: _Account | None) -> Callable[[], None]
             os.setgid(account.gid)
             os.setgroups([])
             os.setuid(account.uid)
+        # Last (a change of account clears it): the job gets SIGKILL when the platform
+        # dies, even by kill -9, rather than running on unwatched as a "lost" run.
+        _die_with_parent()
 
     return setup
+
+
+def _die_with_parent() -> None:
+    """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` where there is one (Linux)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
+try:  # looked up once, in the platform: the child between fork and exec only calls it
+    _LIBC: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) \
+        if sys.platform.startswith("linux") else None
+except OSError:
+    _LIBC = None
 
 
 def _environment(job: Job) -> dict[str, str]:
