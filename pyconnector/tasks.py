@@ -258,10 +258,10 @@ class _Scheduled(Task):
                    input_dir_path: str | os.PathLike[str] | None = None) -> JSONObject:
         """Deploy (as :meth:`Task.deployTask`), then schedule it; the task, with the
         schedule's answer under ``scheduled`` (a ``warning`` for a time in the past)."""
-        deployed = super().deployTask(filename, runTime, overwrite_deployed, args,
-                                      dependency_zip, input_dir_path)
+        super().deployTask(filename, runTime, overwrite_deployed, args, dependency_zip,
+                           input_dir_path)
         scheduled = self._put_schedule(self._schedule)
-        return {**deployed, "status": scheduled["status"], "scheduled": scheduled}
+        return {**self.getStatus(), "scheduled": scheduled}  # the task as now scheduled
 
     def _put_schedule(self, body: JSONObject) -> JSONObject:
         return cast(JSONObject, self.http.request("PUT", self._path(None, "schedule"),

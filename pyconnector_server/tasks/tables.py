@@ -23,6 +23,7 @@ project = sa.Table(
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("tenant_id", "name"),
+    sqlite_autoincrement=True,  # an id is never reused: a script may hold an old one
 )
 
 task = sa.Table(
@@ -52,6 +53,7 @@ task = sa.Table(
     sa.Column("created_ms", sa.BigInteger, nullable=False),
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("project_id", "name"),
+    sqlite_autoincrement=True,
 )
 
 run = sa.Table(
@@ -70,4 +72,5 @@ run = sa.Table(
     sa.Column("ended_ms", sa.BigInteger),
     sa.UniqueConstraint("task_id", "number"),
     sa.UniqueConstraint("task_id", "slot_ms"),
+    sqlite_autoincrement=True,
 )

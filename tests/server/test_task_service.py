@@ -240,3 +240,13 @@ def test_deleting_a_project_stops_everything_in_it(api_any: Any) -> None:
     assert api_any.get(f"{TS}/projects").json() == []
     runner = api_any.app.state.tasks
     assert runner.active == {}  # the long run was stopped, not left behind
+
+
+def test_ids_are_never_reused(api: Any) -> None:
+    """A script may hold an id (or a link names a task by it): after a delete, the next
+    project and task get new ids, on SQLite too."""
+    first = _task(api, project="gone", job="old")
+    assert api.delete(f"{TS}/projects/gone").status_code == 200
+    second = _task(api, project="new", job="new")
+    assert second["projectId"] != first["projectId"] and second["jobId"] != first["jobId"]
+    assert api.get(_path(first)).status_code == 404

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('tenant_id', 'name'),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         'task',
@@ -54,6 +55,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['project_id'], ['task_project.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('project_id', 'name'),
+        sqlite_autoincrement=True,
     )
     op.create_index('ix_task_next_fire_ms', 'task', ['next_fire_ms'])
     op.create_table(
@@ -74,6 +76,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('task_id', 'number'),
         sa.UniqueConstraint('task_id', 'slot_ms'),
+        sqlite_autoincrement=True,
     )
 
 
