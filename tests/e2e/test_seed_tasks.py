@@ -105,5 +105,5 @@ def test_a_task_cannot_reach_the_platforms_files(server: Server, tmp_path: Path)
         lines = task.getLog().splitlines()
     assert lines[0] == "refused: PermissionError", lines
     assert lines[1].startswith("HOME /") and str(server.data_dir) not in lines[1]
-    assert lines[2] == "PYCONNECTOR_TASK T1"
+    assert lines[2] == f"PYCONNECTOR_TASK {task.jobId}"
     assert lines[3] == "AWS_SECRET_ACCESS_KEY -"  # nothing of the platform's environment
