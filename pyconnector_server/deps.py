@@ -18,9 +18,11 @@ violation; 1011 for a server fault) with the error's message as the close reason
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
 from fastapi import Depends, FastAPI
 from starlette import status
 from starlette.concurrency import run_in_threadpool
@@ -56,8 +58,21 @@ def state(name: str, kind: type[T]) -> Callable[[HTTPConnection], T]:
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run the blocking ``fn`` (a store's database or blob work) in the thread pool, so
-    the event loop keeps serving other requests meanwhile."""
-    return await run_in_threadpool(fn, *args, **kwargs)
+    the event loop keeps serving other requests meanwhile.
+
+    A task cancelled meanwhile (a background loop being stopped) waits for the thread to
+    finish before the cancellation goes on: a thread cannot be stopped, and one left
+    running would use the database after its owner closed it (a connection returned to
+    a disposed pool stays open until the garbage collector finds it)."""
+    work = asyncio.ensure_future(run_in_threadpool(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with anyio.CancelScope(shield=True):  # anyio would cancel this wait too
+            await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # seen: its failure matters to nobody now
+        raise
 
 
 def close_reason(message: str) -> str:
