@@ -89,6 +89,18 @@ def rabbit_url(vhost: str) -> str:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL on database `test`, in a schema of its own dropped at the end."""
+    yield from _pg_schema()
+
+
+@pytest.fixture
+def own_pg_url() -> Iterator[str]:
+    """A PostgreSQL URL in a schema of this test's own: for tests whose platforms must be
+    the only ones on their database (schedulers, drainers: the session's server process
+    on ``pg_url`` would take part in what they do)."""
+    yield from _pg_schema()
+
+
+def _pg_schema() -> Iterator[str]:
     need_service("PostgreSQL", PG_HOST, PG_PORT)
     import psycopg
 
@@ -115,6 +127,12 @@ DB_KINDS = ["sqlite", "postgresql"]
 @pytest.fixture(params=DB_KINDS)
 def db_kind(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture
+def own_db_url(db_kind: str, request: pytest.FixtureRequest) -> str:
+    """As ``db_url``, with PostgreSQL in a schema of the test's own (``own_pg_url``)."""
+    return "" if db_kind == "sqlite" else request.getfixturevalue("own_pg_url")
 
 
 @pytest.fixture

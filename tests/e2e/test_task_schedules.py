@@ -73,12 +73,12 @@ def _ms(tcup: str) -> int:
 
 
 # -- 1. a slot missed while the platform was down -------------------------------------------
-def _stop_before_the_slot(tmp_path: Path, db_url: str, job: str,
+def _stop_before_the_slot(tmp_path: Path, own_db_url: str, job: str,
                           *args: str) -> tuple[Path, str, str, int]:
     """A delayed task due 3 s from now on a platform that is stopped before the slot: the
     data dir, a key, the task's path and its slot."""
     data = tmp_path / "data"
-    first = start_server(data, db_url, *args)
+    first = start_server(data, own_db_url, *args)
     try:
         key = first.new_key()
         with _client(first, key) as c:
@@ -93,11 +93,11 @@ def _stop_before_the_slot(tmp_path: Path, db_url: str, job: str,
 
 
 def test_a_slot_missed_while_down_fires_once_after_the_restart(tmp_path: Path,
-                                                               db_url: str) -> None:
-    data, key, path, slot = _stop_before_the_slot(tmp_path, db_url, "missed")
+                                                               own_db_url: str) -> None:
+    data, key, path, slot = _stop_before_the_slot(tmp_path, own_db_url, "missed")
     time.sleep(max(0.0, (slot - _now_ms()) / 1000) + 0.5)
     restarted_ms = _now_ms()
-    second = start_server(data, db_url)
+    second = start_server(data, own_db_url)
     try:
         with _client(second, key) as c:
             run = _ended_run(c, path)
@@ -115,11 +115,11 @@ def test_a_slot_missed_while_down_fires_once_after_the_restart(tmp_path: Path,
 
 
 def test_a_slot_missed_by_more_than_the_catch_up_time_is_skipped_and_says_so(
-        tmp_path: Path, db_url: str) -> None:
+        tmp_path: Path, own_db_url: str) -> None:
     catch_up = ("--task-catch-up-seconds", "1")
-    data, key, path, slot = _stop_before_the_slot(tmp_path, db_url, "too-late", *catch_up)
+    data, key, path, slot = _stop_before_the_slot(tmp_path, own_db_url, "too-late", *catch_up)
     time.sleep(max(0.0, (slot - _now_ms()) / 1000) + 2.0)  # missed by more than 1 s
-    second = start_server(data, db_url, *catch_up)
+    second = start_server(data, own_db_url, *catch_up)
     try:
         with _client(second, key) as c:
             wait_for("the skipped slot to show on the task",
@@ -137,15 +137,15 @@ def test_a_slot_missed_by_more_than_the_catch_up_time_is_skipped_and_says_so(
 
 
 # -- 2. several processes on one PostgreSQL -------------------------------------------------
-def test_two_processes_fire_each_slot_once(tmp_path: Path, pg_url: str) -> None:
+def test_two_processes_fire_each_slot_once(tmp_path: Path, own_pg_url: str) -> None:
     """Both processes run the scheduler over the same tables: every slot gets one run row.
 
     The deploys go through ``a`` and so live in *a*'s data dir only: ``b`` cannot run them
     (a design limit: bundles are not shared). A slot ``b`` wins is a failed run saying so;
     either way, one run per slot.
     """
-    a = start_server(tmp_path / "a", pg_url)
-    b = start_server(tmp_path / "b", pg_url)
+    a = start_server(tmp_path / "a", own_pg_url)
+    b = start_server(tmp_path / "b", own_pg_url)
     try:
         key = a.new_key()
         with _client(a, key) as ca, _client(b, key) as cb:
@@ -178,10 +178,10 @@ def test_two_processes_fire_each_slot_once(tmp_path: Path, pg_url: str) -> None:
         a.stop()
 
 
-def test_one_failing_slot_does_not_hold_up_the_others(tmp_path: Path, db_url: str) -> None:
+def test_one_failing_slot_does_not_hold_up_the_others(tmp_path: Path, own_db_url: str) -> None:
     """A scheduled task that is not deployed (it cannot run) is due first; a deployed
     one due after it still fires, and the bad slot is not retried for ever."""
-    server = start_server(tmp_path / "data", db_url)
+    server = start_server(tmp_path / "data", own_db_url)
     try:
         with _client(server, server.new_key()) as c:
             assert c.post(f"{TS}/projects", json={"projectName": "p"}).status_code == 201

@@ -21,6 +21,13 @@ BODIES: dict[str, Any] = {  # a valid body per operation: the 404 is about owner
 }
 
 
+@pytest.fixture
+def api_any(make_app: Any, own_db_url: str) -> Any:
+    """An app on each store; on PostgreSQL in a schema of its own: another platform
+    process on the session's schema would fire these tasks' slots (its scheduler sees
+    every task of its database) and could not run them."""
+    return make_app(own_db_url)
+
 def _setup(api: Any, headers: dict[str, str]) -> dict[str, Any]:
     """A project with a deployed task that ran once and made ``out.out``."""
     api.post(f"{TS}/projects", json={"projectName": "p1"}, headers=headers)

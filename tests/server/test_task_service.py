@@ -15,6 +15,13 @@ TS = "/TaskService/v1.0"
 HELLO = b"import sys\nprint('hello', *sys.argv[1:])\nopen('out.out', 'w').write('42')\n"
 
 
+@pytest.fixture
+def api_any(make_app: Any, own_db_url: str) -> Any:
+    """An app on each store; on PostgreSQL in a schema of its own: another platform
+    process on the session's schema would fire these tasks' slots (its scheduler sees
+    every task of its database) and could not run them."""
+    return make_app(own_db_url)
+
 def _zip(**files: bytes) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
