@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,7 +21,7 @@ import pytest
 from pyconnector_server.backends.broker import BrokerNotFound, Consumer, Subscription
 from pyconnector_server.backends.broker.amqp import AmqpBroker
 from pyconnector_server.backends.errors import BackendUnavailable
-from tests.conftest import need_service, unavailable
+from tests.conftest import need_service, rabbitmqctl
 
 pytestmark = pytest.mark.anyio
 
@@ -33,16 +31,6 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def rabbitmqctl(*args: str) -> str:
-    """Run ``rabbitmqctl``; skip (fail under CI) where it is missing."""
-    exe = shutil.which("rabbitmqctl")
-    if exe is None:
-        unavailable("rabbitmqctl is not installed: cannot take RabbitMQ away")
-    out = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 async def close_our_connections(broker: AmqpBroker) -> int:
