@@ -26,7 +26,7 @@ from ..errors import APIError, bad_request, not_found
 from ..openapi import answers, errors
 from . import bundle, runtimes, schedule
 from .bodies import CopyIn, LinksIn, ProjectIn, ScheduleIn, TaskIn, name
-from .runner import Runner, remove_tree
+from .runner import Runner
 
 PREFIX = "/TaskService/v1.0"
 router = APIRouter(prefix=PREFIX, tags=["Task Service"])
@@ -116,7 +116,7 @@ async def delete_project(project: str = ProjectRef, t: Tenant = Auth,
         await r.stop(task_id)
     pid, ids = await call(r.store.delete_project, t, project)
     for task_id in ids:
-        await call(remove_tree, r.task_dir(t.id, task_id))
+        await call(shutil.rmtree, r.task_dir(t.id, task_id), ignore_errors=True)
     return {"code": 200, "message": f"project P{pid} deleted with {len(ids)} task(s)"}
 
 
@@ -152,7 +152,7 @@ async def delete_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant =
     await call(r.store.update_task, row.id, next_fire_ms=None)
     await r.stop(row.id)
     await call(r.store.delete_task, t, project, job)
-    await call(remove_tree, r.task_dir(t.id, row.id))
+    await call(shutil.rmtree, r.task_dir(t.id, row.id), ignore_errors=True)
     return {"code": 200, "message": f"task T{row.id} deleted"}
 
 
