@@ -27,6 +27,9 @@ executor keeps (tests/backends/test_executor_contract.py runs them on each):
   SIGKILL after ``grace`` seconds) and the outcome is ``stopped``; a queued job stops
   without starting. :meth:`Execution.pause`/:meth:`Execution.resume` suspend and continue
   the whole group (SIGSTOP/SIGCONT); a paused job's wall clock does not run.
+* **Python, wherever it is.** A command whose first word is :data:`PYTHON` runs with a
+  Python interpreter the job's account can run on the machine that runs it (a worker's
+  own; the platform's when the account can reach it, else the system's ``python3``).
 * **One outcome.** :meth:`Execution.wait` returns the same :class:`Outcome` however often
   it is called; ``exit_code`` is the process's (negative: the signal that ended it).
 """
@@ -34,11 +37,16 @@ executor keeps (tests/backends/test_executor_contract.py runs them on each):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from ..registry import Registry
+
+#: a command's first word meaning "the Python interpreter this executor's jobs can run"
+PYTHON = "{python}"
 
 #: what happened to a job, in the end
 Ending = Literal["succeeded", "failed", "stopped", "timed_out", "out_of_memory", "cpu_limit"]
@@ -127,6 +135,45 @@ class Executor(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Stop every job (queued ones never start) and release what it holds."""
+
+
+E = TypeVar("E")
+
+
+class Slots(Generic[E]):
+    """The order jobs run in: at most ``size`` at once, the others waiting in submission
+    order; ``start`` is called for each job given a slot."""
+
+    def __init__(self, size: int, start: Callable[[E], None]) -> None:
+        self.size = size
+        self.waiting: deque[E] = deque()
+        self.running: set[E] = set()
+        self.closed = False
+        self._start = start
+
+    def add(self, job: E) -> None:
+        self.waiting.append(job)
+        self._fill()
+
+    def unqueue(self, job: E) -> bool:
+        """Take ``job`` off the queue; False if it was not waiting there."""
+        try:
+            self.waiting.remove(job)
+        except ValueError:
+            return False
+        return True
+
+    def release(self, job: E) -> None:
+        """``job`` has ended: its slot goes to the next waiting job."""
+        self.running.discard(job)
+        if not self.closed:
+            self._fill()
+
+    def _fill(self) -> None:
+        while self.waiting and len(self.running) < self.size:
+            job = self.waiting.popleft()
+            self.running.add(job)
+            self._start(job)
 
 
 executors: Registry[Executor] = Registry("task executor")

@@ -30,11 +30,11 @@ import ctypes.util
 import os
 import pwd
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,18 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psutil
 
-from .base import Ending, Execution, Executor, Job, Limits, Outcome, State, executors
+from .base import (
+    PYTHON,
+    Ending,
+    Execution,
+    Executor,
+    Job,
+    Limits,
+    Outcome,
+    Slots,
+    State,
+    executors,
+)
 
 #: how often the watchdog samples memory and checks the wall clock (seconds)
 POLL_SECONDS = 0.1
@@ -185,7 +196,7 @@ class LocalExecution(Execution):
     async def stop(self, grace: float = 5.0) -> None:
         if self._outcome is not None:
             return
-        if self._executor._unqueue(self):
+        if self._executor.slots.unqueue(self):
             self._finish(Outcome("stopped", None, "stopped", None, time.time()))
             return
         self._end("stopped", "stopped", signal.SIGTERM)
@@ -252,17 +263,20 @@ class LocalExecution(Execution):
         except Exception as exc:  # it never ran: a missing command, a workdir it cannot use
             outcome = Outcome("failed", None, f"could not start: {exc}", None, time.time())
         finally:
-            self._executor._release(self)
+            self._executor.slots.release(self)
         self._finish(outcome)
 
     async def _run_process(self) -> Outcome:
         job, account = self.job, self._executor.account
+        command = job.command
+        if command[0] == PYTHON:
+            command = (await self._executor.python(), *command[1:])
         await asyncio.to_thread(self._prepare, account)
         if self._ended_by is not None:  # stopped while its directory was being prepared
             return Outcome("stopped", None, "stopped", None, time.time())
         with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err:
             self._proc = await asyncio.create_subprocess_exec(
-                *job.command, cwd=job.workdir, env=_environment(job),
+                *command, cwd=job.workdir, env=_environment(job),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                 preexec_fn=_child_setup(job.limits, account))
         self._started_at = time.time()
@@ -346,9 +360,8 @@ class LocalExecutor(Executor):
         self.max_concurrency = max_concurrency or os.cpu_count() or 2
         #: the account jobs run as; None: the platform's own (it is not root)
         self.account = _Account(user or DEFAULT_USER) if os.geteuid() == 0 else None
-        self._queue: deque[LocalExecution] = deque()
-        self._running: set[LocalExecution] = set()
-        self._closed = False
+        self.slots: Slots[LocalExecution] = Slots(self.max_concurrency, LocalExecution._start)
+        self._python: str | None = None
 
     @classmethod
     def from_url(cls, url: str, **context: Any) -> LocalExecutor:
@@ -375,37 +388,38 @@ class LocalExecutor(Executor):
                                  f"of at least 1, not {options['concurrency']!r}")
         return cls(concurrency, str(options["user"]) if options.get("user") else None)
 
+    async def python(self) -> str:
+        """The interpreter :data:`PYTHON` means: the platform's own when the job account
+        can run it, else the system's ``python3`` (a platform run by root runs jobs as an
+        unprivileged account, which cannot reach an interpreter under /root). Tried once."""
+        if self._python is None:
+            self._python = await asyncio.to_thread(self._find_python)
+        return self._python
+
+    def _find_python(self) -> str:
+        candidates = [sys.executable]
+        system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+        if system and system != sys.executable:
+            candidates.append(system)
+        user = self.account.name if self.account is not None else None
+        for python in candidates:
+            try:
+                subprocess.run([python, "-c", "pass"], user=user, cwd="/", check=True,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+            except (OSError, subprocess.SubprocessError):
+                continue
+            return python
+        return candidates[-1]  # none ran: the job's own failure will say why
+
     async def submit(self, job: Job) -> Execution:
-        if self._closed:
+        if self.slots.closed:
             raise RuntimeError(f"the local executor is closed: run {job.run_id} not queued")
         execution = LocalExecution(job, self)
-        self._queue.append(execution)
-        self._dispatch()
+        self.slots.add(execution)
         return execution
 
     async def close(self) -> None:
-        self._closed = True
-        for execution in list(self._queue):
+        self.slots.closed = True
+        for execution in list(self.slots.waiting):
             await execution.stop()
-        await asyncio.gather(*(e.stop(CLOSE_GRACE) for e in list(self._running)))
-
-    def _dispatch(self) -> None:
-        """Start queued jobs, oldest first, while there are free slots."""
-        while self._queue and len(self._running) < self.max_concurrency:
-            execution = self._queue.popleft()
-            self._running.add(execution)
-            execution._start()
-
-    def _unqueue(self, execution: LocalExecution) -> bool:
-        """Take ``execution`` off the queue; False if it was not waiting there."""
-        try:
-            self._queue.remove(execution)
-        except ValueError:
-            return False
-        return True
-
-    def _release(self, execution: LocalExecution) -> None:
-        """``execution`` has ended: its slot goes to the next queued job."""
-        self._running.discard(execution)
-        if not self._closed:
-            self._dispatch()
+        await asyncio.gather(*(e.stop(CLOSE_GRACE) for e in list(self.slots.running)))
