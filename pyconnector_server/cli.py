@@ -1,6 +1,7 @@
 """``pyconnector`` command: run the platform and manage its keys.
 
     pyconnector serve [--host H] [--port P] [--data-dir D] [--db URL] …
+    pyconnector worker --executor celery://… [--concurrency N] [--task-dir D]  # runs tasks
     pyconnector apikey create --data-dir D --tenant T [--role admin|app]  # the key, only that
     pyconnector apikey list --data-dir D --tenant T       # id, prefix, role, created; no keys
     pyconnector apikey revoke --data-dir D --tenant T ID-OR-PREFIX [--force]
@@ -12,9 +13,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .services import Service, registered
@@ -40,6 +44,11 @@ def build_parser(services: Sequence[Service] | None = None) -> argparse.Argument
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the platform until stopped")
     add_settings(serve)
+    worker = sub.add_parser("worker", help="run tasks for a platform whose --executor is "
+                            "celery://… (a Celery worker; on this or another machine)")
+    add_settings(worker, only=("executor", "task_dir", "log_level"))
+    worker.add_argument("--concurrency", type=int, default=os.cpu_count() or 2,
+                        help="tasks this worker runs at once (default: the number of CPUs)")
     _add_apikey(sub)
     p = sub.add_parser("jwtkey", help="manage JWT symmetric keys (JWT mode)")
     create = p.add_subparsers(dest="action", required=True).add_parser(
@@ -130,6 +139,7 @@ def serve(settings: Settings, services: Sequence[Service] | None = None) -> None
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
     port = sock.getsockname()[1]
+    settings = dataclasses.replace(settings, port=port)  # --port 0: the one picked
     print(f"pyconnector platform listening on http://{settings.host}:{port}", flush=True)
     # Connection limits (head size, head/body/idle timeouts, connection cap) live in our
     # subclass of uvicorn's httptools protocol: uvicorn has no head limit nor read timeouts.
@@ -140,6 +150,23 @@ def serve(settings: Settings, services: Sequence[Service] | None = None) -> None
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def worker(settings: Settings, concurrency: int) -> int:
+    """Run a task worker until stopped (``pyconnector worker``)."""
+    from .backends.executor import celery, worker
+
+    if concurrency < 1:
+        print("pyconnector worker: error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    if settings.task_dir:
+        worker.WORK_ROOT = Path(settings.task_dir).expanduser().resolve()
+    try:
+        celery.run_worker(settings.executor, concurrency, settings.log_level)
+    except ValueError as exc:
+        print(f"pyconnector worker: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None,
          services: Sequence[Service] | None = None) -> int:
     """Run the command ``argv`` names; answer its exit status."""
@@ -148,6 +175,7 @@ def main(argv: Sequence[str] | None = None,
     command = args.pop("command")
     action = args.pop("action", None)
     tenant = args.pop("tenant", None)
+    concurrency = args.pop("concurrency", None)
     try:
         settings = Settings.load(args)
     except SettingsError as exc:
@@ -156,6 +184,8 @@ def main(argv: Sequence[str] | None = None,
     if command == "serve":
         serve(settings, services)
         return 0
+    if command == "worker":
+        return worker(settings, concurrency)
     from .auth import KeyAdminError, create_jwt_key
 
     db = _open_db(settings)

@@ -6,8 +6,13 @@ reason when run by hand, and fails when ``CI`` is set, so CI cannot pass by skip
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -83,6 +88,49 @@ def rabbit_vhost() -> Iterator[str]:
 
 def rabbit_url(vhost: str) -> str:
     return f"amqp://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{vhost}"
+
+
+# -- Celery workers (the celery task executor) ------------------------------------------------
+@contextmanager
+def celery_worker(executor_url: str, concurrency: int = 2,
+                  *extra: str) -> Iterator[subprocess.Popen[str]]:
+    """A real ``pyconnector worker`` process for ``executor_url``, ready to take jobs."""
+    need_service("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    log = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyconnector_server.cli", "worker", "--executor", executor_url,
+         "--concurrency", str(concurrency), *extra],
+        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in output():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"pyconnector worker did not become ready:\n{output()[-3000:]}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()  # warm shutdown: its jobs were stopped by their platform
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def celery_queue() -> Iterator[str]:
+    """A Celery queue of the module's own on the shared RabbitMQ, deleted at the end."""
+    need_service("RabbitMQ", RABBIT_HOST, RABBIT_PORT)
+    queue = f"pyc-test-{uuid.uuid4().hex[:10]}"
+    yield queue
+    with contextlib.suppress(Exception):
+        rabbitmqctl("delete_queue", queue)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """One contract for every task executor (pyconnector_server/backends/executor/base.py):
-today the embedded one (local://); a cluster's (celery://) is one more entry in
-EXECUTORS. Jobs are small Python programs; each test asserts on what the job itself
-reports (its output, its files, its process ids) rather than on the executor's word."""
+the embedded one (local://) and a cluster's (celery://: a real `pyconnector worker`
+process on RabbitMQ, reporting to the executor's routes served in the test's event
+loop). Jobs are small Python programs; each test asserts on what the job itself reports
+(its output, its files, its process ids) rather than on the executor's word."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,21 +26,28 @@ from pathlib import Path
 import anyio
 import psutil
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from pyconnector_server.backends.executor import (
+    PYTHON,
     Executor,
     Job,
     Limits,
     UnknownBackend,
     executors,
     open_executor,
+    remote,
 )
 from pyconnector_server.backends.executor.local import DEFAULT_USER, LocalExecutor
+from pyconnector_server.errors import install as install_errors
+from tests.conftest import celery_worker
 
 pytestmark = pytest.mark.anyio
 
 #: every executor, by the URL that opens it with room for two jobs at once
-EXECUTORS = [pytest.param("local://?concurrency=2", id="local")]
+EXECUTORS = [pytest.param("local://?concurrency=2", id="local"),
+             pytest.param("celery://?concurrency=2", id="celery")]
 
 
 @pytest.fixture
@@ -74,8 +85,43 @@ def place() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def celery_workers(celery_queue: str) -> Iterator[str]:
+    """A worker taking two jobs at once from the module's queue; the queue's name."""
+    with celery_worker(f"celery://?queue={celery_queue}", concurrency=2):
+        yield celery_queue
+
+
+@contextlib.asynccontextmanager
+async def worker_routes() -> AsyncIterator[str]:
+    """The routes workers report to, served in this event loop (where the executor's
+    jobs live); their base URL."""
+    app = FastAPI()
+    install_errors(app)
+    app.include_router(remote.router, prefix="/worker")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await anyio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/worker"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
 @pytest.fixture(params=EXECUTORS)
 async def executor(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
+    if request.param.startswith("celery"):
+        queue = request.getfixturevalue("celery_workers")
+        async with worker_routes() as url:
+            ex = open_executor(f"{request.param}&queue={queue}", callback_url=url)
+            yield ex
+            await ex.close()
+        return
     ex = open_executor(request.param)
     yield ex
     await ex.close()
@@ -156,35 +202,53 @@ async def test_a_command_that_cannot_start_fails_without_an_exit_code(
 async def test_the_environment_is_scrubbed(executor: Executor, make_job: JobMaker,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYCONNECTOR_TEST_SECRET", "hunter2")
-    job = make_job("import json, os; print(json.dumps(dict(os.environ)))",
+    job = make_job("import json, os; print(json.dumps([os.getcwd(), dict(os.environ)]))",
                    env={"TASK_SETTING": "on"})
     outcome = await (await executor.submit(job)).wait()
     assert outcome.ending == "succeeded", job.stderr.read_text()
-    env = json.loads(job.stdout.read_text())
+    cwd, env = json.loads(job.stdout.read_text())
     assert "PYCONNECTOR_TEST_SECRET" not in env
     assert "hunter2" not in json.dumps(env)
     assert set(env) == {"PATH", "LANG", "HOME", "TMPDIR", "TASK_SETTING"}
-    assert env["HOME"] == str(job.workdir)
-    assert env["TMPDIR"] == str(job.workdir / ".tmp")
-    assert (job.workdir / ".tmp").is_dir()
+    assert env["HOME"] == cwd  # the job's working directory, wherever it runs
+    assert env["TMPDIR"] == str(Path(cwd) / ".tmp")
     assert env["TASK_SETTING"] == "on"
     assert env["PATH"] == os.environ["PATH"]
 
 
 async def test_the_job_runs_in_its_workdir(executor: Executor, make_job: JobMaker) -> None:
+    # the workdir itself (local) or a copy on the worker: its files there, what the job
+    # makes or changes back in the workdir at the end
     job = make_job("""
         import os, tempfile
         print(os.getcwd())
+        print(open("given").read())
         open("made-here", "w").write("x")
+        open("changed", "w").write("new")
         with tempfile.NamedTemporaryFile(delete=False) as f:
             print(f.name)
     """)
+    (job.workdir / "given").write_text("from the bundle")
+    (job.workdir / "changed").write_text("old")
     outcome = await (await executor.submit(job)).wait()
     assert outcome.ending == "succeeded", job.stderr.read_text()
-    cwd, temp = job.stdout.read_text().split()
-    assert Path(cwd).resolve() == job.workdir.resolve()
+    cwd, given, temp = job.stdout.read_text().splitlines()
+    assert given == "from the bundle"
+    if executor.kind == "local":
+        assert Path(cwd).resolve() == job.workdir.resolve()
     assert (job.workdir / "made-here").read_text() == "x"
-    assert Path(temp).parent == job.workdir / ".tmp"
+    assert (job.workdir / "changed").read_text() == "new"
+    assert Path(temp).parent == Path(cwd) / ".tmp"
+
+
+async def test_python_means_an_interpreter_the_job_can_run(
+        executor: Executor, make_job: JobMaker) -> None:
+    job = make_job("")
+    job = Job(job.run_id, job.workdir, (PYTHON, "-c", "import sys; print(sys.version_info[0])"),
+              job.stdout, job.stderr)
+    outcome = await (await executor.submit(job)).wait()
+    assert outcome.ending == "succeeded", job.stderr.read_text()
+    assert job.stdout.read_text() == "3\n"
 
 
 async def test_at_most_max_concurrency_jobs_run_in_submission_order(

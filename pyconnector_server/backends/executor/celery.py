@@ -117,10 +117,10 @@ class CeleryExecutor(RemoteExecutor):
 def run_worker(url: str, concurrency: int, loglevel: str = "info") -> None:
     """Run a Celery worker for the platform whose executor is ``url`` until stopped
     (SIGTERM: it finishes its jobs first; a second one ends them)."""
-    broker, options = parse(url)
     if urlsplit(url).scheme != "celery":
         raise ValueError(f"pyconnector worker runs tasks of a platform whose --executor is "
                          f"celery://…, not {url!r}")
+    broker, options = parse(url)
     queue = options.get("queue") or DEFAULT_QUEUE
     app = celery_app(broker, queue)
     # threads: a job is a subprocess the thread waits on; nothing heavy runs in Python.
