@@ -26,6 +26,7 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,16 @@ class Runner:
     python: str = sys.executable
 
     # -- where things are --------------------------------------------------------------
-    @property
+    def open(self) -> None:
+        """Make the data dir's task directory, and check the working directories' place
+        (at start)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.work_root()
+
+    @cached_property
     def root(self) -> Path:
-        root = self.settings.data_path / "tasks"
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return root
+        """The data dir's task directory (made by :meth:`open`)."""
+        return self.settings.data_path / "tasks"
 
     def task_dir(self, tenant_id: int, task_id: int) -> Path:
         return self.root / f"t{tenant_id}" / f"T{task_id}"
@@ -287,8 +293,3 @@ class Runner:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await a.waiter
         await self.executor.close()
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a task's files (its bundle and runs)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -24,7 +24,7 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
     settings = state.settings
     executor = open_executor(settings.executor)
     runner = Runner(TaskStore(state.db), executor, settings)
-    runner.work_root()  # a task dir inside the data dir stops the start, naming it
+    runner.open()  # a task dir inside the data dir stops the start, naming it
     # Tasks run as another account when the platform is root: the data dir is the
     # platform's alone (its database, blobs, keys), whatever umask made it.
     data = settings.data_path
