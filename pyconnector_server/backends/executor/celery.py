@@ -17,6 +17,7 @@ without the ``celery`` extra refuses ``celery://`` saying which extra to install
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -73,6 +74,9 @@ def celery_app(broker: str, queue: str) -> Any:
         worker_prefetch_multiplier=1,  # a busy worker leaves the next job to a free one
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # orders go over HTTP (see .remote): no pidbox queue, which two workers of one
+        # machine would otherwise fight over
+        worker_enable_remote_control=False,
     )
 
     @app.task(name=TASK_NAME, ignore_result=True)
@@ -126,5 +130,5 @@ def run_worker(url: str, concurrency: int, loglevel: str = "info") -> None:
     # threads: a job is a subprocess the thread waits on; nothing heavy runs in Python.
     app.worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency),
                      "--queues", queue, "--loglevel", loglevel.upper(),
-                     "--hostname", f"pyconnector-{socket.gethostname()}-%i",
+                     "--hostname", f"pyconnector-{os.getpid()}@{socket.gethostname()}",
                      "--without-gossip", "--without-mingle"])
