@@ -182,6 +182,10 @@ class Settings:
     task_catch_up_seconds: int = _setting(
         3600, "A scheduled slot missed (the platform was down) by less than this fires once "
         "when the platform is back; older ones are skipped.", minimum=0)
+    task_owner_timeout_seconds: int = _setting(
+        60, "How long a platform process may go without a heartbeat (every few seconds, in "
+        "the database) before the others take it for stopped and mark its unfinished runs "
+        "lost. Matters when several processes share PostgreSQL.", minimum=1)
     task_bundle_mb: int = _setting(256, "Largest deploy (the file and the unpacked dependency "
                                    "and input zips together), in MiB.", minimum=1)
     # Not a setting: room for values a caller (tests, embedding code) hands to the app.

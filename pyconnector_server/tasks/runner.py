@@ -9,9 +9,9 @@ bundle did not have (new or changed files) becomes the run's outputs, and the di
 is removed.
 
 A run belongs to the process that started it (``owner``): only that process can stop,
-pause or resume it. Runs a process left behind when it stopped are marked ``lost`` when
-the platform starts again (all of them on SQLite; on PostgreSQL those of no live owner
-cannot be told apart, so they are left to the operator — documented in docs/tasks.md).
+pause or resume it. Runs a process left behind when it stopped or died are marked
+``lost`` (by the next start on SQLite; on PostgreSQL by the other processes once its
+heartbeat lapses): see :mod:`.owners`.
 """
 
 from __future__ import annotations

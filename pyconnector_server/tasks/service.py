@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from starlette.datastructures import State
 
 from ..backends.executor import open_executor
-from ..deps import call
 from ..services import Service
+from .owners import Heartbeat
 from .routes import router
 from .runner import Runner
 from .scheduler import Scheduler
@@ -19,8 +19,8 @@ from .store import TaskStore
 
 @asynccontextmanager
 async def open_tasks(state: State) -> AsyncIterator[None]:
-    """Open the executor (``--executor``), mark the runs a stopped platform left as lost
-    (SQLite: one process, so all of them), and run the scheduler."""
+    """Open the executor (``--executor``), keep this process's owner row alive and mark
+    the runs of stopped processes lost (see :mod:`.owners`), and run the scheduler."""
     settings = state.settings
     executor = open_executor(settings.executor)
     runner = Runner(TaskStore(state.db), executor, settings)
@@ -30,10 +30,12 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
     data = settings.data_path
     if data.is_dir() and data.stat().st_uid == os.geteuid():
         data.chmod(0o700)
+    # SQLite is one process's: at start, the runs of every other owner are lost.
+    heartbeat = Heartbeat(runner.store, runner.owner, settings.task_owner_timeout_seconds,
+                          alone=state.db.dialect != "postgresql")
     try:
         await runner.find_python()
-        if state.db.dialect != "postgresql":
-            await call(runner.store.abandon_runs)
+        await heartbeat.open()
         scheduler = Scheduler(runner, catch_up_ms=settings.task_catch_up_seconds * 1000)
         state.tasks = runner
         scheduler.start()
@@ -42,7 +44,10 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
         finally:
             await scheduler.stop()
     finally:
-        await runner.close()
+        try:
+            await runner.close()
+        finally:
+            await heartbeat.close()  # after its runs ended: it marks what is left lost
 
 
 SERVICE = Service(name="tasks", routers=[router], tables="pyconnector_server.tasks.tables",

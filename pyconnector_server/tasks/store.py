@@ -20,7 +20,7 @@ from ..auth import Tenant
 from ..clock import now_ms
 from ..db import Database
 from ..errors import APIError, not_found
-from .tables import project, run, task
+from .tables import owner, project, run, task
 
 _PROJECT_ID = re.compile(r"^P([0-9]{1,9})$")
 _TASK_ID = re.compile(r"^T([0-9]{1,9})$")
@@ -236,28 +236,91 @@ class TaskStore:
             return conn.execute(sa.select(sa.func.max(run.c.number)).where(
                 run.c.task_id == task_id, run.c.state == "succeeded")).scalar()
 
-    def abandon_runs(self, owner: str | None = None) -> int:
-        """Mark runs left queued or running by a process that is gone as ``lost`` (at
-        start: a restart ended them); ``owner`` None: every process's. Their tasks say
-        so too: one that showed ``RUNNING`` is ``FAILED`` (``SCHEDULED`` while its schedule
-        has a next slot), as a run ending ``lost`` leaves it."""
+    # -- owners: the live platform processes running tasks (see .owners) ----------------
+    def clock_ms(self, conn: sa.Connection) -> int:
+        """Now, for heartbeats: the database's clock on PostgreSQL (processes on several
+        hosts compare their heartbeats on one clock), this process's on SQLite."""
+        if self.db.dialect == "postgresql":
+            return int(conn.execute(sa.text(
+                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"))
+                .scalar_one())
+        return now_ms()
+
+    def beat(self, owner_id: str, timeout_ms: int, host: str = "", pid: int = 0) -> bool:
+        """Renew ``owner_id``'s row: alive for ``timeout_ms`` more. Whether the row was
+        there (False: its first beat, or another process took it for gone and removed
+        it; the row is made again either way)."""
         with self.db.write() as conn:
-            left = run.c.state.not_in(ENDED)
-            if owner is not None:
-                left = sa.and_(left, run.c.owner == owner)
-            ids = [r.task_id for r in conn.execute(
-                sa.select(run.c.task_id).where(left).distinct()).all()]
-            n = conn.execute(sa.update(run).where(left).values(
-                state="lost", ended_ms=now_ms(),
-                reason="the platform stopped while it ran")).rowcount
-            if ids:
-                scheduled = sa.and_(task.c.next_fire_ms.is_not(None),
-                                    task.c.schedule_paused.is_(False))
-                conn.execute(sa.update(task).where(
-                    task.c.id.in_(ids), task.c.status == "RUNNING").values(
-                    status=sa.case((scheduled, "SCHEDULED"), else_="FAILED"),
-                    updated_ms=now_ms()))
-            return n
+            now = self.clock_ms(conn)
+            if conn.execute(sa.update(owner).where(owner.c.owner == owner_id).values(
+                    beat_ms=now, expires_ms=now + timeout_ms)).rowcount:
+                return True
+            conn.execute(sa.insert(owner).values(
+                owner=owner_id, host=host[:255], pid=pid, started_ms=now, beat_ms=now,
+                expires_ms=now + timeout_ms))
+            return False
+
+    def owners(self) -> list[Any]:
+        """The owner rows (live or lapsed), oldest first."""
+        with self.db.read() as conn:
+            return list(conn.execute(sa.select(owner).order_by(owner.c.started_ms)).all())
+
+    def sweep(self, keep: str | None = None) -> int:
+        """Mark ``lost`` the unfinished runs of owners that are gone: whose row lapsed
+        (removed here) or is missing; how many. With ``keep`` (one process per database:
+        SQLite), every owner but ``keep`` is gone, lapsed or not."""
+        with self.db.read() as conn:  # the usual answer, "nothing", without a write lock
+            idle = (conn.execute(self._gone_runs(conn, keep).limit(1)).first() is None
+                    and conn.execute(self._gone_owners(conn, keep).limit(1)).first() is None)
+        if idle:
+            return 0
+        with self.db.write() as conn:
+            conn.execute(sa.delete(owner).where(owner.c.owner.in_(
+                self._gone_owners(conn, keep).scalar_subquery())))
+            return self._lose(conn, run.c.owner.not_in(sa.select(owner.c.owner)),
+                              "the platform process running it stopped (no heartbeat "
+                              "within its owner timeout)")
+
+    def retire(self, owner_id: str) -> int:
+        """A process stopping cleanly: its row goes, and its runs still unfinished (its
+        stop cut them short) are ``lost``; how many."""
+        with self.db.write() as conn:
+            conn.execute(sa.delete(owner).where(owner.c.owner == owner_id))
+            return self._lose(conn, run.c.owner == owner_id,
+                              "the platform stopped while it ran")
+
+    def _gone_owners(self, conn: sa.Connection, keep: str | None) -> sa.Select[Any]:
+        if keep is not None:
+            return sa.select(owner.c.owner).where(owner.c.owner != keep)
+        return sa.select(owner.c.owner).where(owner.c.expires_ms < self.clock_ms(conn))
+
+    def _gone_runs(self, conn: sa.Connection, keep: str | None) -> sa.Select[Any]:
+        if keep is not None:
+            mine = run.c.owner == keep
+        else:
+            mine = run.c.owner.in_(sa.select(owner.c.owner).where(
+                owner.c.expires_ms >= self.clock_ms(conn)))
+        return sa.select(run.c.id).where(run.c.state.not_in(ENDED), sa.not_(mine))
+
+    def _lose(self, conn: sa.Connection, whose: sa.ColumnElement[bool], reason: str) -> int:
+        """Mark the unfinished runs ``whose`` as ``lost``; their tasks say so too, as a
+        run ending ``lost`` leaves them: one that showed ``RUNNING`` with no run left
+        unfinished is ``FAILED`` (``SCHEDULED`` while its schedule has a next slot)."""
+        left = sa.and_(run.c.state.not_in(ENDED), whose)
+        ids = [r.task_id for r in conn.execute(
+            sa.select(run.c.task_id).where(left).distinct()).all()]
+        if not ids:
+            return 0
+        n = conn.execute(sa.update(run).where(left).values(
+            state="lost", ended_ms=now_ms(), reason=reason)).rowcount
+        scheduled = sa.and_(task.c.next_fire_ms.is_not(None),
+                            task.c.schedule_paused.is_(False))
+        other = sa.select(run.c.id).where(run.c.task_id == task.c.id,
+                                          run.c.state.not_in(ENDED))
+        conn.execute(sa.update(task).where(
+            task.c.id.in_(ids), task.c.status == "RUNNING", ~other.exists()).values(
+            status=sa.case((scheduled, "SCHEDULED"), else_="FAILED"), updated_ms=now_ms()))
+        return int(n)
 
     def due(self, now: int, limit: int = 100) -> list[Any]:
         """Tasks whose schedule's next slot has come."""

@@ -5,7 +5,9 @@ runtime, an executable file, its dependency and input files, arguments) and runs
 on its schedule (a delayed time, or a cron pattern with a recurrence limit). Each run is
 a row; the schedule lives here too, so it survives a restart, and a slot fires once: the
 run row of a slot is unique per task (several platform processes racing for a slot, one
-inserts it and runs it).
+inserts it and runs it). Each platform process running tasks has an **owner** row it
+renews while it lives (see :mod:`.owners`): the runs of an owner whose row lapsed or is
+gone are ``lost``.
 """
 
 from __future__ import annotations
@@ -73,4 +75,16 @@ run = sa.Table(
     sa.UniqueConstraint("task_id", "number"),
     sa.UniqueConstraint("task_id", "slot_ms"),
     sqlite_autoincrement=True,
+)
+
+owner = sa.Table(
+    "task_owner", metadata,
+    sa.Column("owner", sa.String(32), primary_key=True),  # a run's ``owner``
+    sa.Column("host", sa.String(255), nullable=False),  # where it runs, for the operator
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=False),
+    # Its last heartbeat, and when it counts as gone without another (the database's
+    # clock on PostgreSQL, so the hosts' clocks need not agree).
+    sa.Column("beat_ms", sa.BigInteger, nullable=False),
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
 )
