@@ -6,19 +6,26 @@ how its file is compiled, and the command line that runs it.
 ``c`` and ``cpp`` compiled with gcc and g++, ``spark`` through spark-submit on a local
 master. A runtime whose programs are not installed is refused when the task is created or
 deployed (a 400 naming the program), not when it first runs.
+
+A runtime may also need variables in its run's (scrubbed) environment and more of a limit
+than the platform's default (:func:`environment`, :func:`limits`): Spark is told where it
+is installed, and its JVM opens every jar it has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.util
 import os
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from ..backends.executor import Limits
 from ..errors import APIError, bad_request
 
 #: how many lines of the compiler's output a failed compile's 400 quotes, at most
@@ -52,6 +59,12 @@ class Runtime:
     compile: Callable[[Tools, str], tuple[str, ...] | None]
     #: the argv that runs the (compiled) file with the task's arguments
     run: Callable[[Tools, str, Sequence[str]], tuple[str, ...]]
+    #: variables a run needs in its environment, given its limits (see :func:`environment`)
+    env: Callable[[Tools, Limits], dict[str, str]] = lambda t, limits: {}
+    #: the fewest open files a run needs (more than the platform's default, where it does)
+    open_files: int = 0
+    #: program → how to install it, added to the 400 that says it is missing
+    hints: dict[str, str] = field(default_factory=dict)
 
     def toolchain(self) -> dict[str, str | None]:
         """Each program the runtime needs → where it is installed (None: it is not)."""
@@ -79,6 +92,55 @@ def _java_run(t: Tools, f: str, args: Sequence[str]) -> tuple[str, ...]:
     return (t["java"], "-cp", "classes:.", PurePath(f).stem, *args)
 
 
+def spark_home(submit: str) -> str | None:
+    """The Spark installation ``submit`` (the spark-submit found) belongs to: the platform's
+    ``SPARK_HOME`` when set; else the distribution around spark-submit (``…/bin/``
+    beside ``…/jars/``); else the ``pyspark`` package, whose jars a pip install holds (its
+    spark-submit, in the environment's ``bin``, would look for it with whatever
+    ``python3`` is on the run's ``PATH``, which may not have pyspark). None: not found."""
+    if home := os.environ.get("SPARK_HOME"):
+        return home
+    real = Path(os.path.realpath(submit)) if os.path.isabs(submit) else None
+    if real is not None and (real.parent.parent / "jars").is_dir():
+        return str(real.parent.parent)
+    spec = importlib.util.find_spec("pyspark")
+    if spec is not None and spec.origin is not None:
+        package = Path(spec.origin).parent
+        if (package / "jars").is_dir():
+            return str(package)
+    return None
+
+
+#: what a Spark run's memory limit keeps beside the driver's heap: the JVM's own memory
+#: (classes, threads, buffers) and the Python processes (the job's script, a worker per core)
+SPARK_OVERHEAD_MB = 512
+#: the smallest heap given (Spark refuses a driver with less than 450 MiB)
+SPARK_MIN_HEAP_MB = 512
+
+
+def _spark_env(t: Tools, limits: Limits) -> dict[str, str]:
+    # The driver's heap fits in the run's memory limit, so that the JVM collects garbage
+    # (or says OutOfMemoryError) before the watchdog kills it.
+    heap_mb = max((limits.memory_bytes >> 20) - SPARK_OVERHEAD_MB, SPARK_MIN_HEAP_MB)
+    # Relative to the working directory (the run's cwd): its .tmp/ is not taken as an
+    # output and goes with the directory, where /tmp would keep Spark's block files.
+    # No perf-data files either (/tmp/hsperfdata_<account>), and no web UI: it would
+    # listen on every interface, on port 4040 and up.
+    jvm = "-XX:-UsePerfData"
+    env = {
+        "SPARK_DRIVER_MEMORY": f"{heap_mb}m",
+        "SPARK_SUBMIT_OPTS": f"-Djava.io.tmpdir=.tmp -Dspark.ui.enabled=false {jvm}",
+        "SPARK_LAUNCHER_OPTS": jvm,
+        # the driver's ports on loopback only (local mode needs nothing else)
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    if home := spark_home(t["spark-submit"]):
+        env["SPARK_HOME"] = home
+    if conf := os.environ.get("SPARK_CONF_DIR"):  # the operator's spark-defaults.conf
+        env["SPARK_CONF_DIR"] = conf
+    return env
+
+
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("py", (".py",), ("python",),
             compile=lambda t, f: None,
@@ -94,9 +156,14 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("cpp", (".cpp", ".cc", ".cxx"), ("g++",),
             compile=lambda t, f: (t["g++"], "-O2", "-std=c++17", "-o", "main", f),
             run=lambda t, f, a: ("./main", *a)),
-    Runtime("spark", (".py", ".jar"), ("spark-submit",),
+    # Java from PATH, as the spark-submit script finds it (a run's PATH is the platform's).
+    # The JVM opens each of the ~300 jars of a Spark install: 256 open files are too few.
+    Runtime("spark", (".py", ".jar"), ("spark-submit", "java"),
             compile=lambda t, f: None,
-            run=lambda t, f, a: (t["spark-submit"], "--master", "local[2]", f, *a)),
+            run=lambda t, f, a: (t["spark-submit"], "--master", "local[2]", f, *a),
+            env=_spark_env, open_files=4096,
+            hints={"spark-submit": "pip install 'pyconnector-platform[spark]'",
+                   "java": "Spark needs Java 17 or later"}),
 )}
 
 
@@ -130,8 +197,9 @@ def check(runtime: str, filename: str, field: str = "runTime") -> Runtime:
                           f"takes {fits} files", "filename")
     for program, where in rt.toolchain().items():
         if where is None:
+            hint = f" ({rt.hints[program]})" if program in rt.hints else ""
             raise bad_request(f"{field}: runtime '{rt.name}' needs {program}, which is not "
-                              "installed on this platform", field)
+                              f"installed on this platform{hint}", field)
     return rt
 
 
@@ -141,6 +209,23 @@ def command(runtime: str, filename: str, args: Sequence[str]) -> tuple[str, ...]
     installed, since a run's ``PATH`` is the executor's, not the platform's."""
     rt = lookup(runtime)
     return rt.run(rt.tools(), filename, list(args))
+
+
+def environment(runtime: str, limits: Limits) -> dict[str, str]:
+    """The variables a run of ``runtime`` with ``limits`` adds to the executor's scrubbed
+    environment (``SPARK_HOME`` and Spark's options for ``spark``; nothing for the
+    others)."""
+    rt = lookup(runtime)
+    return rt.env(rt.tools(), limits)
+
+
+def limits(runtime: str, platform: Limits) -> Limits:
+    """The limits of a run of ``runtime``: the platform's, with more open files where the
+    runtime cannot start with fewer."""
+    rt = lookup(runtime)
+    if rt.open_files > platform.open_files:
+        return dataclasses.replace(platform, open_files=rt.open_files)
+    return platform
 
 
 async def build(runtime: str, filename: str, workdir: Path, log: Path,
