@@ -181,10 +181,12 @@ class Runner:
         command = runtimes.command(row.runtime, row.filename, list(row.args or []))
         if command[0] == sys.executable:
             command = (self.python, *command[1:])
+        limits = runtimes.limits(row.runtime, self.limits())  # Spark needs more open files
+        env = {**runtimes.environment(row.runtime, limits),
+               "PYCONNECTOR_TASK": f"T{row.id}", "PYCONNECTOR_RUN": str(number)}
         return Job(run_id=f"t{row.tenant_id}-T{row.id}-r{number}", workdir=work,
                    command=command, stdout=out / "stdout.txt", stderr=out / "stderr.txt",
-                   env={"PYCONNECTOR_TASK": f"T{row.id}", "PYCONNECTOR_RUN": str(number)},
-                   limits=self.limits())
+                   env=env, limits=limits)
 
     def _place_link(self, row: Any, link: dict[str, Any], into: Path) -> None:
         source = self.store.row_by_id(link["taskId"])
