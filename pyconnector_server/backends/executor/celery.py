@@ -120,7 +120,7 @@ class CeleryExecutor(RemoteExecutor):
 
 def run_worker(url: str, concurrency: int, loglevel: str = "info") -> None:
     """Run a Celery worker for the platform whose executor is ``url`` until stopped
-    (SIGTERM: it finishes its jobs first; a second one ends them)."""
+    (SIGTERM or Ctrl-C: once its jobs have ended; SIGQUIT: at once, its jobs with it)."""
     if urlsplit(url).scheme != "celery":
         raise ValueError(f"pyconnector worker runs tasks of a platform whose --executor is "
                          f"celery://…, not {url!r}")

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import pwd
 import resource
@@ -136,6 +137,24 @@ try:  # looked up once, in the platform: the child between fork and exec only ca
         if sys.platform.startswith("linux") else None
 except OSError:
     _LIBC = None
+
+
+@functools.cache
+def _find_python(user: str | None) -> str:
+    """The first interpreter ``user`` can run (see :meth:`LocalExecutor.python`); once per
+    process and account: a worker makes an executor per job."""
+    candidates = [sys.executable]
+    system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if system and system != sys.executable:
+        candidates.append(system)
+    for python in candidates:
+        try:
+            subprocess.run([python, "-c", "pass"], user=user, cwd="/", check=True,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return python
+    return candidates[-1]  # none ran: the job's own failure will say why
 
 
 def _environment(job: Job) -> dict[str, str]:
@@ -393,23 +412,9 @@ class LocalExecutor(Executor):
         can run it, else the system's ``python3`` (a platform run by root runs jobs as an
         unprivileged account, which cannot reach an interpreter under /root). Tried once."""
         if self._python is None:
-            self._python = await asyncio.to_thread(self._find_python)
+            user = self.account.name if self.account is not None else None
+            self._python = await asyncio.to_thread(_find_python, user)
         return self._python
-
-    def _find_python(self) -> str:
-        candidates = [sys.executable]
-        system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
-        if system and system != sys.executable:
-            candidates.append(system)
-        user = self.account.name if self.account is not None else None
-        for python in candidates:
-            try:
-                subprocess.run([python, "-c", "pass"], user=user, cwd="/", check=True,
-                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            return python
-        return candidates[-1]  # none ran: the job's own failure will say why
 
     async def submit(self, job: Job) -> Execution:
         if self.slots.closed:

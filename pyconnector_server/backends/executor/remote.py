@@ -11,8 +11,9 @@ HTTP, the routes of :data:`router` (mounted by the Task Service under
 ``POST jobs/{key}/beat``     the worker's report every :data:`BEAT_SECONDS` at most: its
                              state, when the process started, the new bytes of its logs.
                              The answer is an order (``stop``, ``pause``, ``resume``) or
-                             none; with none to give it is held up to :data:`HOLD_SECONDS`,
-                             so an order reaches the worker as soon as it is given.
+                             none; with none to give it is held up to :data:`HOLD_SECONDS`
+                             (not the ``final`` ones, sent after the job ended), so an
+                             order reaches the worker as soon as it is given.
 ``PUT  jobs/{key}/outputs``  a tar of the files the job made or changed, unpacked into the
                              job's working directory (so the Task Service collects them as
                              it does a local job's)
@@ -279,6 +280,7 @@ class Beat(BaseModel):
     started_at: float | None = None
     stdout: LogChunk | None = None
     stderr: LogChunk | None = None
+    final: bool = False  # the job has ended: the last of its logs, answered at once
 
 
 class End(BaseModel):
@@ -307,7 +309,7 @@ async def beat(key: str, body: Beat, token: str = Token) -> dict[str, Any]:
     if body.state != "queued" and execution.started_at is not None:
         execution._state = body.state
     execution._reported.set()
-    if execution._order is None:
+    if execution._order is None and not body.final:
         execution._ordered.clear()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(execution._ordered.wait(), HOLD_SECONDS)

@@ -30,6 +30,8 @@ from .local import LocalExecutor
 from .remote import BEAT_SECONDS, LOG_CHUNK
 
 log = logging.getLogger("pyconnector.worker")
+# httpx logs every request at INFO: a worker's log would be its reports
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 #: set by ``pyconnector worker`` before it takes jobs
 WORK_ROOT: Path | None = None
@@ -149,7 +151,7 @@ class _Reporter:
     async def _beat(self, final: bool = False) -> bool:
         """One report; True when some log was left behind (more to send)."""
         body: dict[str, Any] = {"state": "running" if final else self._state(),
-                                "started_at": self.execution.started_at}
+                                "started_at": self.execution.started_at, "final": final}
         more = False
         for stream in ("stdout", "stderr"):
             data = _read(getattr(self.execution.job, stream), self.offsets[stream])
