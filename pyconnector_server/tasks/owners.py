@@ -65,7 +65,7 @@ class Heartbeat:
         """Make this process's row, sweep once, and beat from now on."""
         await call(self.store.beat, self.owner, self.timeout_ms, socket.gethostname(),
                    os.getpid())
-        lost = await call(self.store.sweep, self.owner if self.alone else None)
+        lost = await call(self.store.sweep, self.owner, self.alone)
         if lost:
             log.warning("tasks: %d run(s) of stopped platform processes marked lost", lost)
         self._task = asyncio.create_task(self._run(), name="task-owner-heartbeat")
@@ -91,7 +91,7 @@ class Heartbeat:
                         "its runs were marked lost", self.owner)
         # By the heartbeats even on SQLite: a second process started there by mistake
         # keeps its runs while it beats (only a start takes every other owner for gone).
-        lost = await call(self.store.sweep)
+        lost = await call(self.store.sweep, self.owner)
         if lost:
             log.warning("tasks: %d run(s) of stopped platform processes marked lost", lost)
         return lost

@@ -265,21 +265,25 @@ class TaskStore:
         with self.db.read() as conn:
             return list(conn.execute(sa.select(owner).order_by(owner.c.started_ms)).all())
 
-    def sweep(self, keep: str | None = None) -> int:
+    def sweep(self, me: str | None = None, alone: bool = False) -> int:
         """Mark ``lost`` the unfinished runs of owners that are gone: whose row lapsed
-        (removed here) or is missing; how many. With ``keep`` (one process per database:
-        SQLite), every owner but ``keep`` is gone, lapsed or not."""
+        (removed here) or is missing; how many. ``me``, the sweeping process, is never
+        gone to itself (a late heartbeat of its own is no death). ``alone`` (one process
+        per database: SQLite): every owner but ``me`` is gone, lapsed or not."""
         with self.db.read() as conn:  # the usual answer, "nothing", without a write lock
-            idle = (conn.execute(self._gone_runs(conn, keep).limit(1)).first() is None
-                    and conn.execute(self._gone_owners(conn, keep).limit(1)).first() is None)
+            idle = (conn.execute(self._gone_runs(conn, me, alone).limit(1)).first() is None
+                    and conn.execute(self._gone_owners(conn, me, alone).limit(1)).first()
+                    is None)
         if idle:
             return 0
         with self.db.write() as conn:
             conn.execute(sa.delete(owner).where(owner.c.owner.in_(
-                self._gone_owners(conn, keep).scalar_subquery())))
-            return self._lose(conn, run.c.owner.not_in(sa.select(owner.c.owner)),
-                              "the platform process running it stopped (no heartbeat "
-                              "within its owner timeout)")
+                self._gone_owners(conn, me, alone).scalar_subquery())))
+            whose = run.c.owner.not_in(sa.select(owner.c.owner))
+            if me is not None:
+                whose = sa.and_(whose, run.c.owner != me)
+            return self._lose(conn, whose, "the platform process running it stopped (no "
+                              "heartbeat within its owner timeout)")
 
     def retire(self, owner_id: str) -> int:
         """A process stopping cleanly: its row goes, and its runs still unfinished (its
@@ -289,18 +293,21 @@ class TaskStore:
             return self._lose(conn, run.c.owner == owner_id,
                               "the platform stopped while it ran")
 
-    def _gone_owners(self, conn: sa.Connection, keep: str | None) -> sa.Select[Any]:
-        if keep is not None:
-            return sa.select(owner.c.owner).where(owner.c.owner != keep)
-        return sa.select(owner.c.owner).where(owner.c.expires_ms < self.clock_ms(conn))
+    def _gone_owners(self, conn: sa.Connection, me: str | None,
+                     alone: bool) -> sa.Select[Any]:
+        q = sa.select(owner.c.owner)
+        if me is not None:
+            q = q.where(owner.c.owner != me)
+        return q if alone else q.where(owner.c.expires_ms < self.clock_ms(conn))
 
-    def _gone_runs(self, conn: sa.Connection, keep: str | None) -> sa.Select[Any]:
-        if keep is not None:
-            mine = run.c.owner == keep
+    def _gone_runs(self, conn: sa.Connection, me: str | None, alone: bool) -> sa.Select[Any]:
+        live = sa.select(owner.c.owner)
+        if alone:
+            live = live.where(sa.false())
         else:
-            mine = run.c.owner.in_(sa.select(owner.c.owner).where(
-                owner.c.expires_ms >= self.clock_ms(conn)))
-        return sa.select(run.c.id).where(run.c.state.not_in(ENDED), sa.not_(mine))
+            live = live.where(owner.c.expires_ms >= self.clock_ms(conn))
+        q = sa.select(run.c.id).where(run.c.state.not_in(ENDED), run.c.owner.not_in(live))
+        return q if me is None else q.where(run.c.owner != me)
 
     def _lose(self, conn: sa.Connection, whose: sa.ColumnElement[bool], reason: str) -> int:
         """Mark the unfinished runs ``whose`` as ``lost``; their tasks say so too, as a

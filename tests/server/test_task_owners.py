@@ -99,7 +99,7 @@ def test_a_beat_makes_the_row_renews_it_and_makes_it_again_once_removed(
     assert (again.started_ms, again.host, again.pid) == (row.started_ms, "host-a", 4242)
     # taken for gone (its row lapsed and was swept): the next beat says so, and makes it
     assert store.beat(A, LAPSED) is True
-    store.sweep()
+    store.sweep(B)
     assert _owners(store) == []
     assert store.beat(A, LIVE) is False
     assert _owners(store) == [A]
@@ -128,7 +128,7 @@ def test_the_sweep_marks_the_unfinished_runs_of_a_lapsed_owner_lost(store: TaskS
     w.run(shared, B)
     shared_live = w.run(shared, A)
 
-    assert store.sweep() == 4
+    assert store.sweep(A) == 4
     for task_id, number in runs + [(shared, 1)]:
         r = w.state(task_id, number)
         assert r["state"] == "lost" and "heartbeat" in r["reason"], r
@@ -141,7 +141,7 @@ def test_the_sweep_marks_the_unfinished_runs_of_a_lapsed_owner_lost(store: TaskS
     assert w.status(shared) == "RUNNING"
     assert w.state(done, done_run)["state"] == "succeeded" and w.status(done) == "COMPLETED"
     assert _owners(store) == [A]  # the lapsed row is removed
-    assert store.sweep() == 0  # nothing more to do
+    assert store.sweep(A) == 0  # nothing more to do
 
 
 def test_runs_of_an_owner_with_no_row_are_lost(store: TaskStore) -> None:
@@ -151,10 +151,23 @@ def test_runs_of_an_owner_with_no_row_are_lost(store: TaskStore) -> None:
     orphan, mine = w.task(), w.task()
     w.run(orphan, C)
     w.run(mine, A)
-    assert store.sweep() == 1
+    assert store.sweep(A) == 1
     assert w.state(orphan, 1)["state"] == "lost" and w.status(orphan) == "FAILED"
     assert w.state(mine, 1)["state"] == "running"
     assert _owners(store) == [A]
+
+
+def test_a_process_is_never_gone_to_itself(store: TaskStore) -> None:
+    """Its own row lapsed (its heartbeat was late): its own sweep leaves it and its runs
+    alone, another process's sweep does not."""
+    w = World(store)
+    store.beat(A, LAPSED)
+    mine = w.task()
+    w.run(mine, A)
+    assert store.sweep(A) == 0 and store.sweep(A, alone=True) == 0
+    assert w.state(mine, 1)["state"] == "running" and _owners(store) == [A]
+    assert store.sweep(B) == 1
+    assert w.state(mine, 1)["state"] == "lost" and _owners(store) == []
 
 
 def test_a_sweep_with_nothing_gone_writes_nothing(store: TaskStore) -> None:
@@ -167,7 +180,7 @@ def test_a_sweep_with_nothing_gone_writes_nothing(store: TaskStore) -> None:
     with store.db.read() as conn:
         rows = conn.execute(sa.select(run).order_by(run.c.id)).all()
         owners = conn.execute(sa.select(owner).order_by(owner.c.owner)).all()
-    assert store.sweep() == 0
+    assert store.sweep(A) == 0
     with store.db.read() as conn:
         assert conn.execute(sa.select(run).order_by(run.c.id)).all() == rows
         assert conn.execute(sa.select(owner).order_by(owner.c.owner)).all() == owners
@@ -181,7 +194,7 @@ def test_alone_every_other_owner_is_gone_however_fresh_its_row(store: TaskStore)
     theirs, mine = w.task(), w.task()
     w.run(theirs, B, "paused")
     w.run(mine, A)
-    assert store.sweep(keep=A) == 1
+    assert store.sweep(A, alone=True) == 1
     assert w.state(theirs, 1)["state"] == "lost" and w.status(theirs) == "FAILED"
     assert w.state(mine, 1)["state"] == "running"
     assert _owners(store) == [A]
@@ -210,6 +223,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+async def _until(what: str, done: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not in {timeout} s"
+        await anyio.sleep(0.05)
+
+
 @pytest.mark.anyio
 async def test_the_heartbeat_opens_sweeps_beats_and_retires(store: TaskStore) -> None:
     w = World(store)
@@ -225,19 +245,35 @@ async def test_the_heartbeat_opens_sweeps_beats_and_retires(store: TaskStore) ->
         assert w.state(theirs, 1)["state"] == "lost"
         mine = w.task()
         w.run(mine, A)
-        first = row.expires_ms
-        deadline = time.monotonic() + 10
-        while store.owners()[0].expires_ms == first:  # the loop renews the row
-            assert time.monotonic() < deadline, "no heartbeat in 10 s"
-            await anyio.sleep(0.05)
+        await _until("a heartbeat renewing the row",
+                     lambda: store.owners()[0].expires_ms > row.expires_ms)
         store.beat(C, LAPSED)
-        w.run(w.task(), C)
-        assert await beat.tick() == 1  # a heartbeat sweeps too
+        later = w.task()
+        w.run(later, C)
+        await _until("a heartbeat's sweep", lambda: w.state(later, 1)["state"] == "lost")
         assert w.state(mine, 1)["state"] == "running"
     finally:
         await beat.close()
     assert _owners(store) == []
     assert w.state(mine, 1)["state"] == "lost"  # what its stop left unfinished
+
+
+@pytest.mark.anyio
+async def test_a_tick_beats_then_sweeps_and_says_when_this_process_was_taken_for_gone(
+        store: TaskStore, caplog: pytest.LogCaptureFixture) -> None:
+    w = World(store)
+    beat = Heartbeat(store, A, timeout_seconds=60, alone=False)  # not opened: no loop
+    store.beat(C, LAPSED)
+    t = w.task()
+    w.run(t, C)
+    with caplog.at_level("WARNING", logger="pyconnector.tasks"):
+        assert await beat.tick() == 1
+    assert "was taken for stopped" in caplog.text  # it had no row: someone removed it
+    assert _owners(store) == [A] and w.state(t, 1)["state"] == "lost"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pyconnector.tasks"):
+        assert await beat.tick() == 0
+    assert "taken for stopped" not in caplog.text
 
 
 @pytest.mark.anyio
