@@ -168,8 +168,12 @@ class Settings:
     sweep_interval_seconds: int = _setting(600, "How often the sweeper runs (it also runs at "
                                            "start); 0 disables the periodic run.", minimum=0)
     executor: str = _setting("local://", "Where tasks run: local:// (subprocesses of the "
-                             "platform; ?concurrency=N, default the number of CPUs) or, "
-                             "next, celery://. See docs/tasks.md.")
+                             "platform; ?concurrency=N, default the number of CPUs) or "
+                             "celery://user:password@host:5672/vhost (workers started with "
+                             "`pyconnector worker`, through RabbitMQ). See docs/tasks.md.")
+    public_url: str = _setting("", "The address task workers (celery executor) reach this "
+                               "platform at, e.g. http://10.0.0.5:8000: empty for "
+                               "http://<host>:<port>, with 127.0.0.1 for a wildcard host.")
     task_dir: str = _setting("", "Directory for the working directories of running tasks "
                              "(emptied as each run ends): empty for a directory under the "
                              "system's temporary directory. Never inside the data dir: a "

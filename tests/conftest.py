@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +121,35 @@ def celery_worker(executor_url: str, concurrency: int = 2,
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@contextlib.asynccontextmanager
+async def worker_routes() -> AsyncIterator[str]:
+    """The routes workers report to, served in this event loop (where the executor's
+    jobs live); their base URL."""
+    import asyncio
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from pyconnector_server.backends.executor import remote
+    from pyconnector_server.errors import install as install_errors
+
+    app = FastAPI()
+    install_errors(app)
+    app.include_router(remote.router, prefix="/worker")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/worker"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ..backends.executor import Execution, Executor, Job, Limits
+from ..backends.executor import PYTHON, Execution, Executor, Job, Limits
 from ..clock import now_ms
 from ..deps import call
 from ..errors import APIError
@@ -65,8 +65,6 @@ class Runner:
     settings: Settings
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     active: dict[tuple[int, int], Active] = field(default_factory=dict)
-    #: the interpreter of ``py`` tasks (see :meth:`find_python`)
-    python: str = sys.executable
 
     # -- where things are --------------------------------------------------------------
     def open(self) -> None:
@@ -106,32 +104,6 @@ class Runner:
         s = self.settings
         return Limits(cpu_seconds=s.task_cpu_seconds, memory_bytes=s.task_memory_mb << 20,
                       wall_seconds=float(s.task_wall_seconds))
-
-    async def find_python(self) -> str:
-        """The interpreter ``py`` tasks run with: the platform's own when the executor's
-        account can run it; else the system's ``python3`` (a platform run by root runs
-        tasks as an unprivileged account, which cannot reach an interpreter installed
-        under /root). Tried with a real job on the executor, once, at start."""
-        candidates = [sys.executable]
-        system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
-        if system and system != sys.executable:
-            candidates.append(system)
-        probe = self.work_root() / f"probe-{uuid.uuid4().hex[:8]}"
-        try:
-            for python in candidates:
-                probe.mkdir(exist_ok=True)
-                job = Job(run_id="python-probe", workdir=probe,
-                          command=(python, "-c", "pass"), stdout=probe / ".out",
-                          stderr=probe / ".err", limits=Limits(wall_seconds=30))
-                outcome = await (await self.executor.submit(job)).wait()
-                if outcome.ending == "succeeded":
-                    self.python = python
-                    return python
-                log.warning("tasks: %s cannot run as the task account (%s)", python,
-                            outcome.reason)
-        finally:
-            shutil.rmtree(probe, ignore_errors=True)
-        return self.python
 
     # -- starting ----------------------------------------------------------------------
     async def start(self, row: Any, trigger: str, slot_ms: int | None = None) -> int | None:
@@ -179,8 +151,8 @@ class Runner:
                     for p in work.rglob("*") if p.is_file()}
         (out / ".manifest.json").write_text(json.dumps(manifest))
         command = runtimes.command(row.runtime, row.filename, list(row.args or []))
-        if command[0] == sys.executable:
-            command = (self.python, *command[1:])
+        if command[0] == sys.executable:  # the executor picks the interpreter it can run
+            command = (PYTHON, *command[1:])
         limits = runtimes.limits(row.runtime, self.limits())  # Spark needs more open files
         env = {**runtimes.environment(row.runtime, limits),
                "PYCONNECTOR_TASK": f"T{row.id}", "PYCONNECTOR_RUN": str(number)}

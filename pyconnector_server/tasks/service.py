@@ -6,12 +6,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import APIRouter
 from starlette.datastructures import State
 
-from ..backends.executor import open_executor
+from ..backends.executor import open_executor, remote
 from ..services import Service
+from ..settings import Settings
 from .owners import Heartbeat
-from .routes import router
+from .routes import PREFIX, router
 from .runner import Runner
 from .scheduler import Scheduler
 from .store import TaskStore
@@ -22,7 +24,7 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
     """Open the executor (``--executor``), keep this process's owner row alive and mark
     the runs of stopped processes lost (see :mod:`.owners`), and run the scheduler."""
     settings = state.settings
-    executor = open_executor(settings.executor)
+    executor = open_executor(settings.executor, callback_url=worker_url(settings))
     runner = Runner(TaskStore(state.db), executor, settings)
     runner.open()  # a task dir inside the data dir stops the start, naming it
     # Tasks run as another account when the platform is root: the data dir is the
@@ -34,7 +36,6 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
     heartbeat = Heartbeat(runner.store, runner.owner, settings.task_owner_timeout_seconds,
                           alone=state.db.dialect != "postgresql")
     try:
-        await runner.find_python()
         await heartbeat.open()
         scheduler = Scheduler(runner, catch_up_ms=settings.task_catch_up_seconds * 1000)
         state.tasks = runner
@@ -50,5 +51,22 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
             await heartbeat.close()  # after its runs ended: it marks what is left lost
 
 
-SERVICE = Service(name="tasks", routers=[router], tables="pyconnector_server.tasks.tables",
-                  open=open_tasks)
+def worker_url(settings: Settings) -> str:
+    """Where remote workers (the celery executor's) reach :data:`worker_routes`."""
+    base = settings.public_url.rstrip("/")
+    if not base:
+        host = settings.host
+        if host in ("0.0.0.0", "::", ""):  # a wildcard: this machine's loopback answers too
+            host = "127.0.0.1"
+        base = f"http://[{host}]:{settings.port}" if ":" in host else \
+            f"http://{host}:{settings.port}"
+    return base + WORKER_PREFIX
+
+
+# The routes task workers call (see backends/executor/remote.py); not in the API document.
+WORKER_PREFIX = PREFIX + "/worker"
+worker_routes = APIRouter(prefix=WORKER_PREFIX)
+worker_routes.include_router(remote.router)
+
+SERVICE = Service(name="tasks", routers=[router, worker_routes],
+                  tables="pyconnector_server.tasks.tables", open=open_tasks)

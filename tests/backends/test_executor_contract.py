@@ -6,14 +6,11 @@ loop). Jobs are small Python programs; each test asserts on what the job itself 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,8 +23,6 @@ from pathlib import Path
 import anyio
 import psutil
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from pyconnector_server.backends.executor import (
     PYTHON,
@@ -37,11 +32,9 @@ from pyconnector_server.backends.executor import (
     UnknownBackend,
     executors,
     open_executor,
-    remote,
 )
 from pyconnector_server.backends.executor.local import DEFAULT_USER, LocalExecutor
-from pyconnector_server.errors import install as install_errors
-from tests.conftest import celery_worker
+from tests.conftest import celery_worker, worker_routes
 
 pytestmark = pytest.mark.anyio
 
@@ -90,27 +83,6 @@ def celery_workers(celery_queue: str) -> Iterator[str]:
     """A worker taking two jobs at once from the module's queue; the queue's name."""
     with celery_worker(f"celery://?queue={celery_queue}", concurrency=2):
         yield celery_queue
-
-
-@contextlib.asynccontextmanager
-async def worker_routes() -> AsyncIterator[str]:
-    """The routes workers report to, served in this event loop (where the executor's
-    jobs live); their base URL."""
-    app = FastAPI()
-    install_errors(app)
-    app.include_router(remote.router, prefix="/worker")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            await anyio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/worker"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 @pytest.fixture(params=EXECUTORS)

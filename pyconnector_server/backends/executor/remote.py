@@ -64,6 +64,8 @@ LOG_CHUNK = 1 << 20
 #: the outputs a job may send back, in all: this many times its largest-file limit
 OUTPUTS_FACTOR = 4
 
+NO_SUCH_JOB = "no such job: the platform does not run it (any more)"
+
 _jobs: weakref.WeakValueDictionary[str, RemoteExecution] = weakref.WeakValueDictionary()
 """The jobs of every remote executor of this process, by key: the routes find them here."""
 
@@ -162,7 +164,7 @@ class RemoteExecution(Execution):
 
     def check(self, token: str) -> RemoteExecution:
         if not hmac.compare_digest(self.token.encode(), token.encode()):
-            raise APIError(404, "no such job")
+            raise APIError(404, NO_SUCH_JOB)  # as for an unknown key: no hint it exists
         return self
 
 
@@ -245,7 +247,7 @@ Token = Header(alias="x-job-token", default="")
 def _job(key: str, token: str) -> RemoteExecution:
     execution = _jobs.get(key)
     if execution is None:
-        raise APIError(404, "no such job: the platform does not run it (any more)")
+        raise APIError(404, NO_SUCH_JOB)
     return execution.check(token)
 
 
