@@ -17,6 +17,9 @@ _NAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,128}$")
 MAX_LINKS = 32
 MAX_ARGS = 64
 ARG_MAX = 4096
+#: the longest file name Linux takes (a longer one is an OSError where it is created)
+FILE_NAME_BYTES = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def name(value: Any, field: str) -> str:
@@ -27,6 +30,27 @@ def name(value: Any, field: str) -> str:
         raise bad_request(f"{field}: {value[:40]!r} must be 1 to {NAME_MAX} characters, "
                           "without control characters, '/', '\\' or surrounding spaces",
                           field)
+    return value
+
+
+def utf8(value: str, field: str) -> str:
+    """``value``, if it has a UTF-8 form: a JSON escape can make a lone surrogate
+    (``"\\ud800"``), which no database, file name or answer can hold."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise bad_request(f"{field}: {value[:40]!r} is not valid Unicode (a lone "
+                          "surrogate)", field) from None
+    return value
+
+
+def file_name(value: str, field: str) -> str:
+    """A file name in a task's directory: one plain name (no directory, not '.' or '..'),
+    without control characters, of at most 255 bytes in UTF-8."""
+    if (not value or value in (".", "..") or "/" in value or "\\" in value
+            or _CONTROL.search(value) or len(utf8(value, field).encode()) > FILE_NAME_BYTES):
+        raise bad_request(f"{field}: {value[:40]!r} must be a plain file name (no directory, "
+                          f"no control characters, at most {FILE_NAME_BYTES} bytes)", field)
     return value
 
 

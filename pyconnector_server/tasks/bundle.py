@@ -14,6 +14,7 @@ import lzma
 import os
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -38,6 +39,12 @@ _CHUNK = 1 << 20
 _METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ENCRYPTED = 0x1  # general purpose flag bit 0
+# The records that say where the central directory is (APPNOTE 4.3.12-4.3.16).
+_END = b"PK\x05\x06"  # end of central directory: its size at byte 12 (uint32)
+_END_MIN = 22
+_END64_LOCATOR = b"PK\x06\x07"  # 20 bytes, just before the end record
+_END64 = b"PK\x06\x06"  # 56 bytes (and more), before the locator: its size at byte 40
+_ENTRY = b"PK\x01\x02"  # a central directory entry: 46 bytes, then name, extra, comment
 
 
 def _size(n: int) -> str:
@@ -98,10 +105,61 @@ def _check_entry(info: zipfile.ZipInfo, name: str, field: str) -> None:
         raise refuse(f"uses a compression zipfile cannot read (method {info.compress_type})")
 
 
-def _open(data: bytes | BinaryIO | str | os.PathLike[str], field: str) -> zipfile.ZipFile:
+def _count_entries(fp: BinaryIO, most: int) -> int:
+    """The entries of the zip ``fp``'s central directory, counted up to ``most + 1`` (0 when
+    the records cannot be found: zipfile then says what is wrong).
+
+    zipfile reads the whole central directory into objects before anyone can count them,
+    and an archive of tiny entries holds a great many (a million in 80 MiB: seconds and half
+    a GiB to read); the count in the end record does not bound it either, since zipfile
+    reads entries for as many bytes as the record says the directory takes."""
+    fp.seek(0, os.SEEK_END)
+    size = fp.tell()
+    tail_start = max(0, size - _END_MIN - 0xFFFF)  # the record, then a comment of <64 KiB
+    fp.seek(tail_start)
+    tail = fp.read()
+    at = tail.rfind(_END)
+    if at < 0 or len(tail) - at < _END_MIN:
+        return 0
+    end = tail_start + at
+    (cd_size,) = struct.unpack_from("<L", tail, at + 12)
+    start = end - cd_size
+    if end >= 20 + 56:
+        fp.seek(end - 20)
+        if fp.read(4) == _END64_LOCATOR:
+            fp.seek(end - 20 - 56)
+            record = fp.read(56)
+            if record[:4] == _END64:
+                (cd_size,) = struct.unpack_from("<Q", record, 40)
+                start = end - 20 - 56 - cd_size
+    if start < 0:
+        return 0
+    count, pos, stop = 0, start, start + cd_size
+    while pos + 46 <= stop and count <= most:
+        fp.seek(pos)
+        header = fp.read(46)
+        if len(header) < 46 or header[:4] != _ENTRY:
+            break
+        name, extra, comment = struct.unpack_from("<3H", header, 28)
+        pos += 46 + name + extra + comment
+        count += 1
+    return count
+
+
+def _open(data: bytes | BinaryIO | str | os.PathLike[str], field: str,
+          max_entries: int) -> zipfile.ZipFile:
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            count = _count_entries(fh, max_entries)
+    else:
+        count = _count_entries(source, max_entries)
+        source.seek(0)
+    if count > max_entries:
+        raise bad_request(f"{field}: the archive holds at least {count} entries, more than "
+                          f"the limit of {max_entries}", field)
     try:
-        return zipfile.ZipFile(source)  # type: ignore[arg-type]
+        return zipfile.ZipFile(source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         raise bad_request(f"{field}: not a zip archive ({exc})", field) from exc
 
@@ -121,9 +179,9 @@ def unpack_zip(data: bytes | BinaryIO | str | os.PathLike[str], dest: Path, fiel
     extraction then counts what it writes against the headers and ``max_bytes`` again,
     and on any failure removes what it wrote.
     """
-    with _open(data, field) as archive:
+    with _open(data, field, max_entries) as archive:
         infos = archive.infolist()
-        if len(infos) > max_entries:
+        if len(infos) > max_entries:  # zipfile's own count, should the walk stop short
             raise bad_request(f"{field}: the archive holds {len(infos)} entries, "
                               f"more than the limit of {max_entries}", field)
         plan = _plan(infos, dest, field, max_bytes)

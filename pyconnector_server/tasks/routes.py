@@ -10,13 +10,16 @@ tenant's, 409 for what the task's state does not allow.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import FileResponse, PlainTextResponse
+from starlette.types import Message
 
 from ..auth import Tenant
 from ..bodies import documented, json_body
@@ -25,7 +28,7 @@ from ..deps import Auth, call, state
 from ..errors import APIError, bad_request, not_found
 from ..openapi import answers, errors
 from . import bundle, runtimes, schedule
-from .bodies import CopyIn, LinksIn, ProjectIn, ScheduleIn, TaskIn, name
+from .bodies import CopyIn, LinksIn, ProjectIn, ScheduleIn, TaskIn, file_name, name, utf8
 from .runner import Runner
 
 PREFIX = "/TaskService/v1.0"
@@ -116,7 +119,7 @@ async def delete_project(project: str = ProjectRef, t: Tenant = Auth,
         await r.stop(task_id)
     pid, ids = await call(r.store.delete_project, t, project)
     for task_id in ids:
-        await call(shutil.rmtree, r.task_dir(t.id, task_id), ignore_errors=True)
+        await call(r.files.forget, t.id, task_id)
     return {"code": 200, "message": f"project P{pid} deleted with {len(ids)} task(s)"}
 
 
@@ -152,7 +155,7 @@ async def delete_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant =
     await call(r.store.update_task, row.id, next_fire_ms=None)
     await r.stop(row.id)
     await call(r.store.delete_task, t, project, job)
-    await call(shutil.rmtree, r.task_dir(t.id, row.id), ignore_errors=True)
+    await call(r.files.forget, t.id, row.id)
     return {"code": 200, "message": f"task T{row.id} deleted"}
 
 
@@ -181,7 +184,24 @@ def _args(raw: str | None) -> list[str]:
     if len(value) > 64 or any(len(a) > 4096 or "\x00" in a for a in value):
         raise bad_request("args: at most 64 strings of at most 4096 characters, no NUL",
                           "args")
-    return value
+    return [utf8(a, "args") for a in value]
+
+
+def _capped(request: Request, most: int, refuse: Callable[[], Exception]) -> Request:
+    """``request`` with a body that fails with ``refuse()`` once past ``most`` bytes: a form
+    sent without a Content-Length (chunked) is refused while it arrives, not after it was
+    all read (and spooled to disk)."""
+    receive, seen = request.receive, 0
+
+    async def capped() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > most:
+            raise refuse()
+        return message
+
+    return Request(request.scope, capped)
 
 
 @router.post(RUN_PATH + "/deploy", summary="Deploy the task: its executable file, runtime, "
@@ -191,24 +211,31 @@ def _args(raw: str | None) -> list[str]:
 async def deploy(request: Request, project: str = ProjectRef, job: str = TaskRef,
                  t: Tenant = Auth, r: Runner = Tasks) -> Any:
     limit = r.settings.task_bundle_mb << 20
+    most = limit + (1 << 20)  # the file and the zips, and the form around them
+
+    def too_large() -> APIError:
+        return APIError(413, f"deploy: larger than the limit of {r.settings.task_bundle_mb} "
+                        "MiB (--task-bundle-mb)")
+
     size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > limit + (1 << 20):
-        raise APIError(413, f"deploy: at most {r.settings.task_bundle_mb} MiB")
+    if size is not None and size.isdigit() and int(size) > most:
+        raise too_large()
     row = await call(r.store.task_row, t, project, job)
     try:
-        form = await request.form(max_files=3, max_fields=8, max_part_size=1 << 20)
+        form = await _capped(request, most, too_large).form(
+            max_files=3, max_fields=8, max_part_size=1 << 20)
+    except APIError:
+        raise
     except Exception as exc:  # Starlette's MultiPartException and friends
         raise bad_request(f"deploy: not a readable multipart form: {exc}") from None
     try:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise bad_request("file: the executable file is required", "file")
-        filename = FsPath(upload.filename or "").name
-        if not filename or filename != upload.filename or len(filename) > 255:
-            raise bad_request("file: a plain file name (no directories) of at most 255 "
-                              "characters is required", "file")
+        filename = file_name(upload.filename or "", "file")
         runtime = runtimes.check(str(form.get("runTime") or ""), filename)
-        args = _args(form.get("args") if isinstance(form.get("args"), str) else None)
+        raw_args = form.get("args")
+        args = _args(raw_args if isinstance(raw_args, str) else None)
         overwrite = str(form.get("overwrite") or "false").lower() in ("true", "1", "yes")
         if row.runtime is not None and not overwrite:
             raise APIError(409, f"task T{row.id} is deployed: send overwrite=true to "
@@ -222,14 +249,17 @@ async def deploy(request: Request, project: str = ProjectRef, job: str = TaskRef
         await form.close()
     try:
         await runtimes.build(runtime.name, filename, staged, staged / ".build.log")
+        # The row first, then the files: a client gone by now (a long compile) cancels
+        # the update, and the task stays as it was, not its old row over new files.
+        deployed_ms = now_ms()
+        await call(r.store.update_task, row.id, runtime=runtime.name, filename=filename,
+                   args=args, deployed_ms=deployed_ms,
+                   status="SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
     except BaseException:
         await call(shutil.rmtree, staged, True)
         raise
-    final = r.bundle_dir(t.id, row.id)
-    await call(_swap, staged, final)
-    await call(r.store.update_task, row.id, runtime=runtime.name, filename=filename,
-               args=args, deployed_ms=now_ms(),
-               status="SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
+    await call(_swap, staged, r.bundle_dir(t.id, row.id))
+    await call(r.files.deployed, t.id, row.id, deployed_ms)  # shared with other processes
     return await call(r.store.task, t, project, job)
 
 
@@ -244,7 +274,7 @@ def _stage(staged: FsPath, upload: Any, filename: str, zips: dict[str, Any],
                 total += len(chunk)
                 if total > limit:
                     raise APIError(413, f"file: larger than the deploy limit of "
-                                   f"{limit >> 20} MiB", field="file")
+                                   f"{limit >> 20} MiB (--task-bundle-mb)", field="file")
                 out.write(chunk)
         for key, dest in (("dependencies", staged), ("inputs", staged / "input")):
             part = zips.get(key)
@@ -340,48 +370,64 @@ async def restart(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Aut
     return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
 
 
+async def _halt(t: Tenant, project: str, job: str, r: Runner, *,
+                cancel: bool) -> dict[str, Any]:
+    """Stop the task's runs; to cancel, end its schedule first (no slot fires while the
+    runs stop) and leave it CANCELLED."""
+    row = await call(r.store.task_row, t, project, job)
+    if cancel:
+        await call(r.store.update_task, row.id, next_fire_ms=None)
+    n = await r.stop(row.id)
+    if not cancel:
+        current = await call(r.store.task, t, project, job)
+        return _act(row, f"task T{row.id}: {n} run(s) stopped", current["status"])
+    await call(r.store.update_task, row.id, status="CANCELLED")
+    return _act(row, f"task T{row.id} cancelled: {n} run(s) stopped, no more scheduled",
+                "CANCELLED")
+
+
 @router.post(RUN_PATH + "/stop", summary="Stop the task's runs (its schedule goes on)",
              responses=answers(Action, 200, "Stopped", 404))
 async def stop(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    n = await r.stop(row.id)
-    current = await call(r.store.task, t, project, job)
-    return _act(row, f"task T{row.id}: {n} run(s) stopped", current["status"])
+    return await _halt(t, project, job, r, cancel=False)
 
 
 @router.post(RUN_PATH + "/cancel", summary="Stop the task's runs and end its schedule",
              responses=answers(Action, 200, "Cancelled", 404))
 async def cancel(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                  r: Runner = Tasks) -> Any:
+    return await _halt(t, project, job, r, cancel=True)
+
+
+async def _hold(t: Tenant, project: str, job: str, r: Runner, *,
+                pause: bool) -> dict[str, Any]:
+    """Pause (or resume) the task's running processes and its schedule."""
     row = await call(r.store.task_row, t, project, job)
-    await call(r.store.update_task, row.id, next_fire_ms=None)
-    n = await r.stop(row.id)
-    await call(r.store.update_task, row.id, status="CANCELLED")
-    return _act(row, f"task T{row.id} cancelled: {n} run(s) stopped, no more scheduled",
-                "CANCELLED")
+    if pause:
+        n, status = await r.pause(row.id), "PAUSED"
+        message = f"task T{row.id} paused ({n} run(s), and its schedule)"
+    else:
+        n = await r.resume(row.id)
+        status = "RUNNING" if r.runs_of(row.id) else (
+            "SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
+        message = f"task T{row.id} resumed ({n} run(s))"
+    await call(r.store.update_task, row.id, schedule_paused=pause, status=status)
+    return _act(row, message, status)
 
 
 @router.post(RUN_PATH + "/pause", summary="Pause the task's running processes and its "
              "schedule", responses=answers(Action, 200, "Paused", 404))
 async def pause(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                 r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    n = await r.pause(row.id)
-    await call(r.store.update_task, row.id, schedule_paused=True, status="PAUSED")
-    return _act(row, f"task T{row.id} paused ({n} run(s), and its schedule)", "PAUSED")
+    return await _hold(t, project, job, r, pause=True)
 
 
 @router.post(RUN_PATH + "/resume", summary="Resume the task's paused processes and schedule",
              responses=answers(Action, 200, "Resumed", 404))
 async def resume(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                  r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    n = await r.resume(row.id)
-    status = "RUNNING" if r.runs_of(row.id) else (
-        "SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
-    await call(r.store.update_task, row.id, schedule_paused=False, status=status)
-    return _act(row, f"task T{row.id} resumed ({n} run(s))", status)
+    return await _hold(t, project, job, r, pause=False)
 
 
 @router.post(RUN_PATH + "/copy", status_code=201, summary="Copy the task (deploy, schedule "
@@ -401,9 +447,8 @@ async def copy(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                next_fire_ms=row.next_fire_ms, schedule_paused=row.schedule_paused,
                status=row.status if row.status in ("DEPLOYED", "SCHEDULED") else (
                    "DEPLOYED" if row.runtime else "CREATED"))
-    source = r.bundle_dir(t.id, row.id)
-    if source.exists():
-        await call(shutil.copytree, source, r.bundle_dir(t.id, new_id))
+    if row.deployed_ms is not None:
+        await call(r.files.copy_bundle, t.id, row.id, new_id, row.deployed_ms)
     return await call(r.store.task, t, target, made["jobId"])
 
 
@@ -421,14 +466,13 @@ async def links(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                           "externalProjectIds")
     if len(files) not in (1, n) and n != 1:
         raise bad_request("fileNames: one file name, or one per task", "fileNames")
+    for f in files:
+        file_name(f, "fileNames")
     out = []
     for i, task_ref in enumerate(body.externalTaskIds):
         p = projects[i if len(projects) > 1 else 0]
         source = await call(r.store.task_row, t, p, task_ref)
         for f in (files if n == 1 else [files[i if len(files) > 1 else 0]]):
-            if FsPath(f).name != f or not f or len(f) > 255:
-                raise bad_request(f"fileNames: {f[:40]!r} must be a plain file name",
-                                  "fileNames")
             out.append({"projectId": f"P{source.project_id}", "taskId": source.id,
                         "fileName": f})
     await call(r.store.update_task, row.id, links=out)
@@ -464,8 +508,7 @@ async def get_log(project: str = ProjectRef, job: str = TaskRef, number: int = R
                   offset: int = Query(0, ge=0, le=2**62), t: Tenant = Auth,
                   r: Runner = Tasks) -> Any:
     row = await call(r.store.task_row, t, project, job)
-    await call(r.store.run, row.id, number)  # 404 for a run that is not
-    path = r.run_dir(t.id, row.id, number) / f"{stream}.txt"
+    path = await r.run_files(t.id, row.id, number) / f"{stream}.txt"
     text = await call(_read_from, path, offset)
     return PlainTextResponse(text, headers={"x-log-size": str(offset + len(text.encode()))})
 
@@ -473,6 +516,8 @@ async def get_log(project: str = ProjectRef, job: str = TaskRef, number: int = R
 def _read_from(path: FsPath, offset: int, limit: int = 16 << 20) -> str:
     try:
         with open(path, "rb") as fh:
+            if offset >= os.fstat(fh.fileno()).st_size:
+                return ""  # seeking far past the end is EINVAL on some file systems
             fh.seek(offset)
             return fh.read(limit).decode("utf-8", "replace")
     except FileNotFoundError:
@@ -484,8 +529,7 @@ def _read_from(path: FsPath, offset: int, limit: int = 16 << 20) -> str:
 async def list_outputs(project: str = ProjectRef, job: str = TaskRef, number: int = RunNumber,
                        t: Tenant = Auth, r: Runner = Tasks) -> Any:
     row = await call(r.store.task_row, t, project, job)
-    await call(r.store.run, row.id, number)
-    base = r.run_dir(t.id, row.id, number) / "outputs"
+    base = await r.run_files(t.id, row.id, number) / "outputs"
     return await call(lambda: sorted(
         ({"name": str(p.relative_to(base)), "size": p.stat().st_size}
          for p in base.rglob("*") if p.is_file()), key=lambda o: o["name"])
@@ -500,11 +544,14 @@ async def get_output(project: str = ProjectRef, job: str = TaskRef, number: int 
                      path: str = Path(max_length=1024), t: Tenant = Auth,
                      r: Runner = Tasks) -> Any:
     row = await call(r.store.task_row, t, project, job)
-    await call(r.store.run, row.id, number)
-    base = (r.run_dir(t.id, row.id, number) / "outputs").resolve()
+    base = (await r.run_files(t.id, row.id, number) / "outputs").resolve()
     if "\x00" in path:  # no file has one (and realpath refuses it)
         raise not_found(f"output {path[:80]!r} of run {number}")
     target = (base / path).resolve()
-    if base not in target.parents or not target.is_file():
+    try:
+        found = base in target.parents and target.is_file()
+    except OSError:  # a name longer than the file system takes: no such output either
+        found = False
+    if not found:
         raise not_found(f"output {path[:80]!r} of run {number}")
     return FileResponse(target, filename=target.name)
