@@ -12,12 +12,15 @@ makes those things on a platform. Shared by ``tests/fuzz/test_fuzz.py`` and
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-SOS, DLS, MR = "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0"
+SOS, DLS, MR, TS = "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0"
+#: the seeded task's program: it makes the output the runs, outputs and links reach
+TASK_CODE = b"open('out.txt', 'w').write('42')\nprint('seeded')\n"
 
 
 @dataclass
@@ -32,6 +35,12 @@ class Seeded:
     exchanges: list[str] = field(default_factory=list)  # Message Routing
     queues: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # RuleIDs, as the path writes them
+    # Task Service: the first project and task are the ones every operation reaches (the
+    # first task deployed, ran once and made outputs[0]); the last of each is there for
+    # the deletes, so the others outlive them.
+    projects: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
 
 
 def targets(tenant: str, user: str) -> Seeded:
@@ -40,7 +49,9 @@ def targets(tenant: str, user: str) -> Seeded:
     return Seeded(features=["f1", "f2"], sensors=["s1", "s2"], properties=["temp", "note"],
                   users=[user], uris=[f"{tenant}/{user}/a.csv", f"{tenant}/{user}/dir/b.txt"],
                   # A fresh platform's first rule is RuleID 1 (seed records the real one).
-                  exchanges=["ex1", "ex2"], queues=["q1"], rules=["1"])
+                  exchanges=["ex1", "ex2"], queues=["q1"], rules=["1"],
+                  projects=["tp1", "tp-gone"], tasks=["tj1", "tj2", "tj-gone"],
+                  outputs=["out.txt"])
 
 
 def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
@@ -69,6 +80,34 @@ def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
                                 "metadata": "site=pune"})
         assert r.status_code == 201 and r.json()["uri"] == uri, r.text
     _seed_routing(client, s, ok)
+    _seed_tasks(client, s, ok)
+
+
+def _seed_tasks(client: httpx.Client, s: Seeded, ok: Any) -> None:
+    """Project tp1 holding tj1 (deployed, ran once: run 1 made out.txt), tj2 (recurrent,
+    deployed, scheduled for a slot far off, linked to tj1's out.txt) and tj-gone; and an
+    empty project tp-gone. The deletes aim at the last two."""
+    p1, p_gone = s.projects
+    j1, j2, j_gone = s.tasks
+    ok(client.post(f"{TS}/projects", json={"projectName": p1}))
+    ok(client.post(f"{TS}/projects", json={"projectName": p_gone}))
+    for name, kind in ((j1, "task"), (j2, "recurrent"), (j_gone, "task")):
+        ok(client.post(f"{TS}/projects/{p1}/tasks", json={"jobName": name, "type": kind}))
+    for name in (j1, j2):
+        ok(client.post(f"{TS}/projects/{p1}/tasks/{name}/deploy",
+                       files={"file": ("main.py", TASK_CODE)},
+                       data={"runTime": "py", "args": '["a"]'}))
+    task = f"{TS}/projects/{p1}/tasks/{j1}"
+    ok(client.post(f"{task}/start"))
+    deadline = time.monotonic() + 60
+    while (run := client.get(f"{task}/runs/1").json())["state"] != "succeeded":
+        assert run["state"] in ("queued", "running") and time.monotonic() < deadline, run
+        time.sleep(0.1)
+    assert [o["name"] for o in client.get(f"{task}/runs/1/outputs").json()] == s.outputs
+    ok(client.put(f"{TS}/projects/{p1}/tasks/{j2}/schedule",
+                  json={"cronPatternType": "fixed", "hour": "4", "day": "6"}))
+    ok(client.put(f"{TS}/projects/{p1}/tasks/{j2}/links", json={
+        "externalProjectIds": [p1], "externalTaskIds": [j1], "fileNames": s.outputs}))
 
 
 def _seed_routing(client: httpx.Client, s: Seeded, ok: Any) -> None:
@@ -158,7 +197,7 @@ def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
         "output": {"type": "object", "properties": {"TopicExchange": exchange,
                                                     "Topic": topic}}}}
 
-    return {
+    return {**_task_bodies(s), **{
         ("post", f"{SOS}/features"): one_or_many({**feature, "required": ["name"]}),
         ("put", f"{SOS}/features/{{name}}"): feature,
         ("post", f"{SOS}/sensors"): one_or_many({**sensor, "required": ["name", "feature"]}),
@@ -186,7 +225,51 @@ def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
             **target, "message": value}},
         ("post", f"{MR}/routingRules"): {**rule, "required": ["RuleName", "input", "output"]},
         ("put", f"{MR}/routingRules/{{rule_id}}"): rule,
+    }}
+
+
+def _task_bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
+    """Loose bodies for the Task Service, with an example each that works on the seeded
+    objects (the explicit phase sends it), and the deploy's form without its enums."""
+    project, task = _or_existing(s.projects), _or_existing(s.tasks)
+    words = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    run = f"{TS}/projects/{{project}}/tasks/{{job}}"
+    schedule = {"type": "object", "properties": {
+        "delayedTime": {"anyOf": [{"enum": ["15-07-2030 12:35:56.789 IST", "2030-01-01"]},
+                                  words]},
+        "timeZone": _or_existing(["IST", "UTC", "Asia/Kolkata", "+05:30"]),
+        "cronPatternType": _or_existing(["fixed", "interval", "cron", "Fixed"]),
+        "minute": words, "hour": words, "day": words, "month": words, "weekday": words,
+        "cron": _or_existing(["*/5 * * * *", "0 4 6 * *"]), "recurrenceLimit": words}}
+    binary = {"type": "string", "format": "binary"}
+    deploy = {"type": "object", "properties": {
+        "file": binary, "runTime": _or_existing(["py", "js", "c", "java"]),
+        "args": _or_existing(['["a", "b"]', "[]"]),
+        "overwrite": _or_existing(["true", "false"]), "dependencies": binary,
+        "inputs": binary}}
+    return {
+        ("post", f"{TS}/projects"): _example({"type": "object", "properties": {
+            "projectName": project}}, {"projectName": "tp-new"}),
+        ("post", f"{TS}/projects/{{project}}/tasks"): _example({
+            "type": "object", "properties": {
+                "jobName": task, "type": _or_existing(["task", "delayed", "recurrent"])}},
+            {"jobName": "tj-new", "type": "recurrent"}),
+        ("put", f"{run}/schedule"): _example(schedule, {"cronPatternType": "interval",
+                                                        "minute": "30"}),
+        ("post", f"{run}/copy"): _example({"type": "object", "properties": {
+            "projectId": project, "jobName": task}}, {"jobName": "tj-copy"}),
+        ("put", f"{run}/links"): _example({"type": "object", "properties": {
+            "externalProjectIds": {"type": "array", "items": project},
+            "externalTaskIds": {"type": "array", "items": task},
+            "fileNames": {"type": "array", "items": _or_existing(s.outputs)}}}, {
+                "externalProjectIds": [], "externalTaskIds": s.tasks[:1],
+                "fileNames": s.outputs}),
+        ("post", f"{run}/deploy"): {**deploy, "media": "multipart/form-data"},
     }
+
+
+def _example(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "example": example}
 
 
 CATALOG_PARAMS = ("text", "time", "size", "metadata", "uri", "filename", "directory",
@@ -199,8 +282,12 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     paths = spec["paths"]
     for (method, path), schema in _bodies(s).items():
-        paths[path][method]["requestBody"] = {
-            "required": True, "content": {"application/json": {"schema": schema}}}
+        media = schema.pop("media", "application/json")
+        example = schema.pop("example", None)
+        content: dict[str, Any] = {"schema": schema}
+        if example is not None:
+            content["example"] = example
+        paths[path][method]["requestBody"] = {"required": True, "content": {media: content}}
     paths[f"{DLS}/catalog"]["get"]["parameters"] = [
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in CATALOG_PARAMS]
@@ -219,4 +306,28 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
                 elif p["in"] == "path" and p["name"] == "rule_id":
                     p["schema"] = {"anyOf": [{"enum": [int(r) for r in s.rules]},
                                              p.get("schema", {"type": "integer"})]}
+    _steer_tasks(paths, s)
     return spec
+
+
+def _steer_tasks(paths: dict[str, Any], s: Seeded) -> None:
+    """Task Service paths: projects, tasks, runs and outputs partly the seeded ones, with
+    an example of each (the first project and task, run 1, its output). Deletes aim at
+    the objects seeded for them, so every other operation still finds tp1 and tj1."""
+    examples = {"project": s.projects[0], "job": s.tasks[0], "number": 1,
+                "path": s.outputs[0]}
+    for path, ops in paths.items():
+        if not path.startswith(TS):
+            continue
+        for method, op in ops.items():
+            gone = method == "delete"
+            targets = {"project": [s.projects[-1] if gone and path.endswith("{project}")
+                                   else s.projects[0]],
+                       "job": [s.tasks[-1]] if gone else s.tasks[:2],
+                       "number": [1], "path": s.outputs}
+            for p in op.get("parameters", []):
+                if p["in"] != "path" or p["name"] not in targets:
+                    continue
+                p["schema"] = {"anyOf": [{"enum": targets[p["name"]]},
+                                         p.get("schema", {"type": "string"})]}
+                p["example"] = targets[p["name"]][0] if gone else examples[p["name"]]
