@@ -30,12 +30,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..backends.blobs import BlobStore
 from ..backends.executor import PYTHON, Execution, Executor, Job, Limits
 from ..clock import now_ms
 from ..deps import call
 from ..errors import APIError
 from ..settings import Settings
 from . import runtimes
+from .files import TaskFiles
 from .store import TaskStore
 
 log = logging.getLogger("pyconnector.tasks")
@@ -65,6 +67,8 @@ class Runner:
     settings: Settings
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     active: dict[tuple[int, int], Active] = field(default_factory=dict)
+    #: the shared blob store (``--blobs``) deploys and ended runs are published to
+    blobs: BlobStore | None = None
 
     # -- where things are --------------------------------------------------------------
     def open(self) -> None:
@@ -78,14 +82,26 @@ class Runner:
         """The data dir's task directory (made by :meth:`open`)."""
         return self.settings.data_path / "tasks"
 
+    @cached_property
+    def files(self) -> TaskFiles:
+        """The tasks' files, here and in the shared store (see :mod:`.files`)."""
+        return TaskFiles(self.root, self.blobs)
+
     def task_dir(self, tenant_id: int, task_id: int) -> Path:
-        return self.root / f"t{tenant_id}" / f"T{task_id}"
+        return self.files.task_dir(tenant_id, task_id)
 
     def bundle_dir(self, tenant_id: int, task_id: int) -> Path:
-        return self.task_dir(tenant_id, task_id) / "bundle"
+        return self.files.bundle_dir(tenant_id, task_id)
 
     def run_dir(self, tenant_id: int, task_id: int, number: int) -> Path:
-        return self.task_dir(tenant_id, task_id) / "runs" / str(number)
+        return self.files.run_dir(tenant_id, task_id, number)
+
+    async def run_files(self, tenant_id: int, task_id: int, number: int) -> Path:
+        """A run's directory, fetched here when it ended in another process (404 for a
+        run that is not)."""
+        run = await call(self.store.run, task_id, number)
+        ended = run["state"] not in ("queued", "running", "paused")
+        return await call(self.files.run, tenant_id, task_id, number, ended)
 
     def work_root(self) -> Path:
         if self.settings.task_dir:
@@ -136,11 +152,11 @@ class Runner:
         files, and the job for the executor."""
         out = self.run_dir(row.tenant_id, row.id, number)
         out.mkdir(parents=True, exist_ok=True)
-        bundle = self.bundle_dir(row.tenant_id, row.id)
-        if not bundle.is_dir():  # deploys live in the data dir of the process that took them
+        bundle = self.files.bundle(row.tenant_id, row.id, row.deployed_ms)
+        if bundle is None:  # deployed through another process, with no shared store
             raise APIError(409, f"task T{row.id}'s deploy is not in this platform process's "
                            f"data dir ({self.settings.data_path}): it was deployed through "
-                           "another process, and deploys are not shared between them")
+                           "another process; share deploys between processes with --blobs")
         work = self.work_root() / f"t{row.tenant_id}-T{row.id}-r{number}-{uuid.uuid4().hex[:6]}"
         shutil.copytree(bundle, work, symlinks=False)
         (work / "input").mkdir(exist_ok=True)
@@ -169,7 +185,7 @@ class Runner:
         if latest is None:
             raise APIError(409, f"linked task T{source.id} has no successful run yet: "
                            f"no {name!r} to take")
-        found = self.run_dir(source.tenant_id, source.id, latest) / "outputs" / name
+        found = self.files.run(source.tenant_id, source.id, latest, ended=True) / "outputs" / name
         if not found.is_file():
             raise APIError(409, f"linked file {name!r} is not among the outputs of task "
                            f"T{source.id}'s run {latest}")
@@ -186,6 +202,7 @@ class Runner:
                            started_ms=int(execution.started_at * 1000))
             outcome = await execution.wait()
             await call(self._collect, row, active.number, execution.job)
+            await call(self.files.ended, row.tenant_id, row.id, active.number)
             await self._ended(row, active.number, outcome.ending, outcome.exit_code,
                               outcome.reason)
         except Exception:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter
 from starlette.datastructures import State
 
+from ..backends.blobs import open_blob_store
 from ..backends.executor import open_executor, remote
 from ..services import Service
 from ..settings import Settings
@@ -25,7 +26,11 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
     the runs of stopped processes lost (see :mod:`.owners`), and run the scheduler."""
     settings = state.settings
     executor = open_executor(settings.executor, callback_url=worker_url(settings))
-    runner = Runner(TaskStore(state.db), executor, settings)
+    # Deploys and ended runs go to the blob store only when it is one the operator
+    # chose (--blobs), presumably shared: the default is in this data dir already.
+    blobs = open_blob_store(settings.blobs, settings.data_path / "blobs",
+                            settings.s3_endpoint_url) if settings.blobs else None
+    runner = Runner(TaskStore(state.db), executor, settings, blobs=blobs)
     runner.open()  # a task dir inside the data dir stops the start, naming it
     # Tasks run as another account when the platform is root: the data dir is the
     # platform's alone (its database, blobs, keys), whatever umask made it.
@@ -49,6 +54,8 @@ async def open_tasks(state: State) -> AsyncIterator[None]:
             await runner.close()
         finally:
             await heartbeat.close()  # after its runs ended: it marks what is left lost
+            if blobs is not None:
+                blobs.close()
 
 
 def worker_url(settings: Settings) -> str:
