@@ -30,6 +30,7 @@ REGISTERED = (
     "pyconnector_server.datalake.service",
     "pyconnector_server.routing.service",
     "pyconnector_server.tasks.service",
+    "pyconnector_server.workflow.service",
 )
 
 Opener = Callable[[State], AbstractAsyncContextManager[None]]

@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -69,6 +70,8 @@ class Runner:
     active: dict[tuple[int, int], Active] = field(default_factory=dict)
     #: the shared blob store (``--blobs``) deploys and ended runs are published to
     blobs: BlobStore | None = None
+    #: called after each run of this process has ended (the workflow engine moves on)
+    listeners: list[Callable[[], None]] = field(default_factory=list)
 
     # -- where things are --------------------------------------------------------------
     def open(self) -> None:
@@ -237,6 +240,8 @@ class Runner:
                      reason: str) -> None:
         await call(self.store.update_run, row.id, number, state=ending, exit_code=exit_code,
                    reason=reason, ended_ms=now_ms())
+        for listener in self.listeners:
+            listener()
         current = await call(self.store.row_by_id, row.id)
         if current is None:  # deleted meanwhile
             return

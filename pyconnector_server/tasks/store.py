@@ -192,6 +192,10 @@ class TaskStore:
             conn.execute(sa.delete(task).where(task.c.id == row.id))
             return int(row.id)
 
+    def delete_task_by_id(self, task_id: int) -> None:
+        with self.db.write() as conn:
+            conn.execute(sa.delete(task).where(task.c.id == task_id))
+
     # -- runs --------------------------------------------------------------------------
     def add_run(self, task_id: int, trigger: str, owner: str,
                 slot_ms: int | None = None) -> int | None:

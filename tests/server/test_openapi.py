@@ -26,7 +26,8 @@ IDS = [f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
 PUBLIC = {"/health"}
 ERROR_KEYS = {"code", "message", "field", "line"}
 # POSTs that name an action on an object and take no body.
-ACTIONS = ("/key", "/purge", "/start", "/stop", "/restart", "/cancel", "/pause", "/resume")
+ACTIONS = ("/key", "/purge", "/start", "/stop", "/restart", "/cancel", "/pause", "/resume",
+           "/instances", "/initiate", "/abort", "/recover")
 
 
 def _described(schema: dict[str, Any]) -> bool:

@@ -85,12 +85,13 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def test_the_registry_lists_each_service_in_one_line() -> None:
-    assert len(REGISTERED) == 4
-    assert [s.name for s in registered()] == ["sos", "dls", "routing", "tasks"]
+    assert len(REGISTERED) == 5
+    assert [s.name for s in registered()] == ["sos", "dls", "routing", "tasks", "workflow"]
     dls = registered()[1]
     assert dls.commands == ("dlsuser", "dlsquota")
     assert {r.prefix for s in registered() for r in s.routers} == {
-        "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0"}
+        "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0",
+        "/TaskService/v1.0/worker", "/WorkflowService/v1.0"}
 
 
 def test_a_module_without_a_service_is_refused() -> None:
@@ -123,7 +124,8 @@ def test_the_extra_service_command_runs(tmp_path: Path, capsys: pytest.CaptureFi
     services = [*registered(), greeter_service([])]
     parser = cli.build_parser(services)
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert list(commands) == ["serve", "apikey", "jwtkey", "dlsuser", "dlsquota", "greet"]
+    assert list(commands) == ["serve", "worker", "apikey", "jwtkey", "dlsuser", "dlsquota",
+                              "greet"]
     code = cli.main(["greet", "say", "--tenant", "acme", "--loud", "--data-dir",
                      str(tmp_path)], services)
     assert code == 3

@@ -1,0 +1,1 @@
+"""The Workflow Service: versioned pipelines (DAGs) of Task Service tasks."""
