@@ -100,6 +100,10 @@ class Engine:
                     f" ({s.run_reason})"
                 await call(self.store.set_step, s.id, state=new, reason=reason)
                 states[s.base_task_id] = new
+            elif s.run_number is not None and s.run_state is None:  # its task was deleted
+                await call(self.store.set_step, s.id, state="FAILED",
+                           reason=f"its task T{s.task_id} was deleted while it ran")
+                states[s.base_task_id] = "FAILED"
             elif s.run_number is None and s.claimed_ms is not None \
                     and now - s.claimed_ms > UNSTARTED_MS:
                 await call(self.store.set_step, s.id, state="FAILED",

@@ -222,3 +222,28 @@ def test_cycles_duplicates_and_unknown_tasks_are_refused(api_any: Any) -> None:
     assert changed.status_code == 409 and "new processVersion" in changed.json()["message"]
     assert api_any.get(f"{WF}/definitions/proc/nope").status_code == 404
     assert api_any.post(f"{WF}/definitions/proc/nope/instances").status_code == 404
+
+
+def test_a_copied_task_deleted_while_it_runs_fails_its_step(api_any: Any) -> None:
+    long = _task(api_any, "long", args=("long", "60"))
+    after = _task(api_any, "after", args=("after", "0"))
+    assert _define(api_any, [(long, after)], name="gone").status_code == 201
+    inst = api_any.post(f"{WF}/definitions/gone/v1/instances").json()
+    iid = inst["instanceId"]
+    api_any.post(f"{WF}/instances/{iid}/initiate")
+    deadline = time.monotonic() + 20
+    while api_any.get(f"{WF}/instances/{iid}").json()["tasks"][0]["run"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    copy = _copy_of(inst, long)
+    assert api_any.delete(f"{TS}/projects/wf/tasks/{copy}").status_code == 200
+    done = _wait(api_any, iid, timeout=20)
+    assert done["state"] == "FAILED"
+    step = next(s for s in done["tasks"] if s["baseTaskId"] == long)
+    # the delete stopped its run first; had the engine missed that, the run's absence
+    # fails it the same way
+    assert step["state"] == "FAILED", step
+    assert step["reason"] in ("run 1: stopped (stopped)",
+                              f"its task {copy} was deleted while it ran"), step
+    after_step = next(s for s in done["tasks"] if s["baseTaskId"] == after)
+    assert after_step["state"] == "PENDING"
