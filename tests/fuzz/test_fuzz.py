@@ -5,7 +5,7 @@ A real platform process per store; every operation of the document (one test ite
 as a tenant admin and a Data Lake user, with the bodies and search terms of
 :mod:`fuzz_spec`. Bounded by hypothesis settings: ``EXAMPLES`` generated cases per
 operation plus schemathesis's examples and coverage cases, no shrinking, no example
-database; about a minute per store. The checks: ``not_a_server_error``;
+database; two to three minutes per store (task deploys build and run). The checks: ``not_a_server_error``;
 ``status_code_conformance`` (every status answered is documented for its operation: no
 "400 that the document calls 422"); ``response_schema_conformance`` (every JSON answer
 matches its documented schema, so the answer models cannot drift from what the routes
