@@ -1,0 +1,140 @@
+"""Scheduled definitions: each slot of a definition's cron pattern prepares and initiates
+a new instance of it (trigger ``schedule``).
+
+A schedule is the Task Service's recurrent one (:mod:`pyconnector_server.tasks.schedule`:
+``cronPatternType`` fixed/interval/cron and its fields, ``timeZone``, ``recurrenceLimit``),
+and it fires the way :mod:`pyconnector_server.tasks.scheduler` fires a task's: every
+:data:`TICK_SECONDS` the scheduler takes the definitions whose next slot has come
+(``next_fire_ms``), moves each to its next slot - a compare-and-set on ``next_fire_ms``
+that claims the slot, so with several platform processes on one database one of them
+fires it - and then makes the slot's instance.
+
+Missed slots (the platform was down) follow the same policy as tasks': a slot missed by
+less than ``task_catch_up_seconds`` fires once when the platform is back (several
+missed slots fire once, together); older ones are skipped and not counted against the
+recurrence limit. A slot whose instance cannot be made (a task of the definition was
+deleted or is not deployed) passes with a warning in the log, and counts.
+
+Each slot makes its own instance, whether or not the previous one has ended: a
+pattern faster than the pipeline runs overlapping instances (their steps are copies,
+so they do not share files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ..auth import Tenant
+from ..clock import now_ms
+from ..deps import call
+from ..errors import APIError
+from ..tasks import schedule
+from ..tasks.scheduler import ON_TIME_MS, TICK_SECONDS
+from .engine import Engine
+from .schedule_store import ScheduleStore
+
+log = logging.getLogger("pyconnector.workflow")
+
+__all__ = ["TICK_SECONDS", "Scheduler", "next_after", "start_instance"]
+
+
+def next_after(row: Any, after_ms: int, fired: int | None = None) -> int | None:
+    """The definition's slot after ``after_ms`` once ``fired`` slots have fired (default:
+    the row's count); None when it has no schedule or its recurrence limit is reached."""
+    fired = row.fired if fired is None else fired
+    if row.cron is None:
+        return None
+    if row.recurrence_limit and fired >= row.recurrence_limit:
+        return None
+    return schedule.next_slot(row.cron, after_ms, row.time_zone or "UTC")
+
+
+async def start_instance(engine: Engine, t: Tenant, d: Any, trigger: str) -> int:
+    """Prepare an instance of definition row ``d`` (copies of its tasks with their
+    deploys) and initiate it; its id. An :class:`APIError` when it cannot be made."""
+    iid, copies = await call(engine.store.prepare, t, d, trigger)
+    files = engine.runner.files
+    for base, copy in copies:
+        row = await call(engine.runner.store.row_by_id, copy)
+        await call(files.copy_bundle, t.id, base, copy, row.deployed_ms)
+    await call(engine.store.set_state, iid, ("PREPARED",), "RUNNING", started_ms=now_ms())
+    engine.poke()
+    return iid
+
+
+class Scheduler:
+    """The background task that fires due slots of definitions (module docstring)."""
+
+    def __init__(self, engine: Engine, store: ScheduleStore, catch_up_ms: int) -> None:
+        self.engine = engine
+        self.store = store
+        self.catch_up_ms = catch_up_ms
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="workflow-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a bug must not stop every schedule: say it, go on
+                log.exception("workflow scheduler: a tick failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def tick(self, now: int | None = None) -> list[int]:
+        """Fire what is due at ``now`` (default: the clock); the ids of the instances
+        this process started."""
+        now = now_ms() if now is None else now
+        started = []
+        for row in await call(self.store.due, now):
+            try:  # one definition's trouble must not hold up the others' slots
+                iid = await self.fire(row, now)
+            except Exception:
+                log.exception("workflow %r version %r: firing its slot failed", row.name,
+                              row.version)
+                continue
+            if iid is not None:
+                started.append(iid)
+        return started
+
+    async def fire(self, row: Any, now: int) -> int | None:
+        """Claim the due slot of definition ``row`` and start its instance; the
+        instance's id, or None (another process took the slot, it was missed, or the
+        instance could not be made)."""
+        slot = row.next_fire_ms
+        latest = slot
+        # The latest slot not after now: missed ones fire once, together.
+        while (after := next_after(row, latest)) is not None and after <= now:
+            latest = after
+        missed = now - latest > max(self.catch_up_ms, ON_TIME_MS)
+        fired = row.fired if missed else row.fired + 1
+        nxt = next_after(row, max(latest, now), fired)
+        # Moved first, started second: the move is the claim (module docstring).
+        if not await call(self.store.advance, row.id, slot, nxt, fired):
+            return None
+        name = f"{row.name!r} version {row.version!r}"
+        if missed:
+            log.warning("workflow %s: slot %s was missed by more than the catch-up time; "
+                        "skipped", name, latest)
+            return None
+        t = await call(self.store.tenant, row.tenant_id)
+        if t is None:
+            return None
+        try:
+            iid = await start_instance(self.engine, t, row, "schedule")
+        except APIError as exc:  # a task gone or not deployed: the slot passes
+            log.warning("workflow %s: slot %s passed without an instance: %s", name,
+                        latest, exc.message)
+            return None
+        log.info("workflow %s: slot %s started instance I%s", name, latest, iid)
+        return iid
