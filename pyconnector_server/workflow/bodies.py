@@ -14,7 +14,8 @@ from . import dag
 
 VERSION_MAX = 64
 _VERSION = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,64}$")
-_NODE = re.compile(r"^(start|end|T[0-9]{1,9})$")
+#: no leading zeros: T01 would be T1 under another spelling (a self-edge T01 → T1 passed)
+_NODE = re.compile(r"^(start|end|T[1-9][0-9]{0,8})$")
 
 
 def version(value: Any, field: str) -> str:

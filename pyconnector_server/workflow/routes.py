@@ -20,9 +20,11 @@ from ..clock import now_ms
 from ..deps import Auth, call, state
 from ..errors import APIError, bad_request
 from ..openapi import answers
+from ..tasks.bodies import name as check_name
 from ..tasks.runner import Runner
 from . import dag
 from .bodies import DefinitionIn, RecoveryIn
+from .bodies import version as check_version
 from .engine import Engine
 
 PREFIX = "/WorkflowService/v1.0"
@@ -116,6 +118,7 @@ async def create_definition(t: Tenant = Auth, body: DefinitionIn = json_body(Def
 async def list_definitions(t: Tenant = Auth, e: Engine = Flows,
                            processName: str | None = Query(None, max_length=128)  # noqa: N803
                            ) -> Any:
+    _filters(processName, None)
     return await call(e.store.definitions, t, processName)
 
 
@@ -165,7 +168,17 @@ async def list_instances(t: Tenant = Auth, e: Engine = Flows,
                          processName: str | None = Query(None, max_length=128),  # noqa: N803
                          processVersion: str | None = Query(None, max_length=64)  # noqa: N803
                          ) -> Any:
+    _filters(processName, processVersion)
     return await call(e.store.instances, t, processName, processVersion)
+
+
+def _filters(name: str | None, version: str | None) -> None:
+    """A 400 for a filter no name or version can match (control characters, '/'): it
+    names the rule, and PostgreSQL is never sent a NUL."""
+    if name is not None:
+        check_name(name, "processName")
+    if version is not None:
+        check_version(version, "processVersion")
 
 
 @router.get(INST_PATH, summary="An instance and the state of each of its tasks",

@@ -23,6 +23,9 @@ from ..tasks.tables import run, task
 from .tables import definition, instance, step
 
 _INSTANCE_ID = re.compile(r"^I([0-9]{1,9})$")
+#: what a process name or version may be (bodies): anything else is nobody's, and is not
+#: sent to the database (PostgreSQL refuses a NUL in a parameter with an error)
+_REF = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,128}$")
 #: instance states in which nothing runs or will run by itself
 SETTLED = ("PREPARED", "SUCCEEDED", "FAILED", "ABORTED")
 #: step states that are over
@@ -60,9 +63,10 @@ class WorkflowStore:
 
     # -- definitions -------------------------------------------------------------------
     def _definition(self, conn: sa.Connection, t: Tenant, name: str, version: str) -> Any:
-        row = conn.execute(sa.select(definition).where(
-            definition.c.tenant_id == t.id, definition.c.name == name,
-            definition.c.version == version)).first()
+        row = None if not (_REF.match(name) and _REF.match(version)) else conn.execute(
+            sa.select(definition).where(
+                definition.c.tenant_id == t.id, definition.c.name == name,
+                definition.c.version == version)).first()
         if row is None:
             raise not_found(f"process {name[:128]!r} version {version[:64]!r}")
         return row
@@ -159,7 +163,7 @@ class WorkflowStore:
                 b = bases[tid]
                 copies[tid] = conn.execute(sa.insert(task).values(
                     tenant_id=t.id, project_id=b.project_id,
-                    name=f"{b.name[:100]}-I{iid}-T{b.id}", kind="task", status="DEPLOYED",
+                    name=self._copy_name(conn, b, iid), kind="task", status="DEPLOYED",
                     runtime=b.runtime, filename=b.filename, args=b.args,
                     deployed_ms=b.deployed_ms, links=[], recurrence_limit=0, fired=0,
                     schedule_paused=False, created_ms=now, updated_ms=now,
@@ -174,6 +178,20 @@ class WorkflowStore:
                     instance_id=iid, base_task_id=tid, task_id=cid, state="PENDING",
                     reason=""))
             return iid, list(copies.items())
+
+    @staticmethod
+    def _copy_name(conn: sa.Connection, b: Any, iid: int) -> str:
+        """A name for instance ``iid``'s copy of task row ``b`` that no task of its project
+        has (a user may have named a task like a copy: the insert failed, a 500)."""
+        base = f"{b.name[:100]}-I{iid}-T{b.id}"
+        taken = set(conn.execute(sa.select(task.c.name).where(
+            task.c.project_id == b.project_id, task.c.name.startswith(
+                base, autoescape=True))).scalars())
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     def _instance(self, conn: sa.Connection, t: Tenant, ref: str) -> Any:
         m = _INSTANCE_ID.match(ref)
@@ -207,10 +225,12 @@ class WorkflowStore:
                   version: str | None = None) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             q = sa.select(instance).where(instance.c.tenant_id == t.id)
+            if name is not None or version is not None:
+                q = q.join(definition)
             if name is not None:
-                q = q.join(definition).where(definition.c.name == name)
-                if version is not None:
-                    q = q.where(definition.c.version == version)
+                q = q.where(definition.c.name == name)
+            if version is not None:
+                q = q.where(definition.c.version == version)
             rows = conn.execute(q.order_by(instance.c.id)).all()
             return [self._instance_view(conn, r) for r in rows]
 
