@@ -1,10 +1,12 @@
 """The Task Service connector: ``conn.Task(...)``, ``conn.DelayedTask(...)``,
 ``conn.RecurrentTask(...)`` (docs/tasks.md).
 
-A task object stands for one task of one project. Made with names, it makes what does
-not exist yet (the project, the task); made with ids (``projectId='P1'``,
-``jobId='T1'``), they must exist. A project given as ``projectName`` is found by id or
-name (the guide passes ``projectName=myTask.projectId``).
+A task object stands for one task of one project, found by id or by name (the guide
+passes ``projectName=myTask.projectId``), and made when it does not exist yet. Made with
+ids that do not exist (the guide's ``conn.Task(projectId='P9909', jobId='T123')`` on a
+fresh platform), it makes them with the ids as their names (project ``'P9909'``, task
+``'T123'``) and warns naming the real ids, which the object then carries (``projectId``,
+``jobId``); the same ids again find those by name.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +46,14 @@ class Task:
         task = self._task(jobId, jobName)
         self.jobId: str = task["jobId"]  # noqa: N815
         self.jobName: str = task["jobName"]  # noqa: N815
+        # ids given that are no ids of this tenant's were taken as names (see the module)
+        named = [f"{kind} {given!r} is {real} {name!r}" for kind, given, real, name in (
+            ("project", projectId, self.projectId, self.projectName),
+            ("task", jobId, self.jobId, self.jobName)) if given is not None and given != real]
+        if named:
+            warnings.warn(f"{type(self).__name__}: no such id, so the id was used as a name: "
+                          f"{'; '.join(named)}. Use the real ids from now on (.projectId, "
+                          ".jobId).", UserWarning, stacklevel=3)
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.jobId} {self.jobName!r} of {self.projectId} "
@@ -56,11 +67,10 @@ class Task:
         try:
             return cast(JSONObject, self.http.request("GET", f"{BASE}/projects/{_q(ref)}"))
         except errors.NotFoundError:
-            if project_id is not None:
-                raise
-        try:
+            pass
+        try:  # a missing id is made as a name (Task.__init__ warns)
             return cast(JSONObject, self.http.request("POST", f"{BASE}/projects",
-                                                      json={"projectName": name}))
+                                                      json={"projectName": name or ref}))
         except errors.ConflictError:  # made meanwhile by another script
             return cast(JSONObject, self.http.request("GET", f"{BASE}/projects/{_q(ref)}"))
 
@@ -71,11 +81,10 @@ class Task:
         try:
             return cast(JSONObject, self.http.request("GET", self._path(ref)))
         except errors.NotFoundError:
-            if job_id is not None:
-                raise
+            pass
         return cast(JSONObject, self.http.request(
             "POST", f"{BASE}/projects/{_q(self.projectId)}/tasks",
-            json={"jobName": name, "type": self.kind}))
+            json={"jobName": name or ref, "type": self.kind}))
 
     kind = "task"
 
