@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # the service modules load pandas: imported when first asked 
     from .routing import srwsUtils
     from .sos import SensorObservation
     from .tasks import DelayedTask, RecurrentTask, Task
+    from .workflow import Edge, Workflow
 
 
 class connectors:  # noqa: N801 - the name users write, from the TCUP guide
@@ -99,6 +101,16 @@ class connectors:  # noqa: N801 - the name users write, from the TCUP guide
         from .tasks import RecurrentTask
 
         return RecurrentTask(self.http, cronPatternType, **kw)
+
+    def Workflow(self, taskList: Sequence[Edge] | None = None,  # noqa: N802,N803
+                 processName: str | None = None,  # noqa: N803
+                 processVersion: str | None = None) -> Workflow:  # noqa: N803
+        """A process definition of the Workflow Service (docs/workflow.md): ``taskList``
+        edges ``(upstream, downstream)`` between tasks (Task objects or ids), saved under
+        ``processName`` and ``processVersion`` (without ``taskList``: the saved one)."""
+        from .workflow import Workflow
+
+        return Workflow(self.http, taskList, processName, processVersion)
 
     def mqttUtils(self) -> MQTTUtils:  # noqa: N802 - TCUP guide naming
         """Builds observation JSON for MQTT: ``mqtt.payload(sensor, outputs, feature)``; the
