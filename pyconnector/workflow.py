@@ -240,5 +240,6 @@ class WorkflowProcess:
         return self._act("recover")
 
     def delete(self) -> JSONObject:
-        """Delete the settled instance and its copied tasks."""
+        """Delete the instance and its copied tasks (not while it is RUNNING or PAUSED:
+        abort it first)."""
         return cast(JSONObject, self.http.request("DELETE", self._path()))
