@@ -4,7 +4,8 @@ Starts `pyconnector serve` on a free port with SQLite in a temporary data dir, t
 the connector as a user would: the Sensor Observation Service, Message Routing (a rule
 and a WebSocket subscriber; and an MQTT subscriber when an MQTT broker answers on
 127.0.0.1:1883, or at PYCONNECTOR_DEMO_MQTT=host:port, which the platform is bridged to),
-then the Data Lake.
+the Task Service, the Workflow Service (a pipeline with a parallel branch), then the Data
+Lake.
 Files it makes (CSV, PNG) go to ./demo-output/.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 import demo_datalake  # examples/demo_datalake.py, beside this file
 import demo_routing  # examples/demo_routing.py
 import demo_tasks  # examples/demo_tasks.py
+import demo_workflow  # examples/demo_workflow.py
 
 import pyconnector
 from pyconnector_server.process import ServerProcess
@@ -139,6 +141,7 @@ def main() -> int:
                 sos_tour(conn, workdir)
                 demo_routing.run(conn, mqtt)
                 demo_tasks.run(conn, workdir / "tasks", OUT)
+                demo_workflow.run(conn, workdir / "workflow")
             step("Create a data lake user 'demo' (as the tenant admin would, with the CLI)")
             dls_key = platform.cli("dlsuser", "create", "--tenant", "default",
                                    "--user", "demo").strip()

@@ -38,6 +38,18 @@ def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
     assert ("delayed run 1: trigger schedule, succeeded\n"
             "room1-climate: 48 readings, mean 22.75, 36 over 21\n") in out.stdout
     assert "project P1 deleted with 2 task(s)" in out.stdout
+    # Workflow: split → two stats steps side by side → report, each run once, in order,
+    # the files passed down the links; the history as a table.
+    assert ("definition 'room-report' version 'v1': (split → stats-room1) "
+            "(split → stats-room2) (stats-room1 → report) (stats-room2 → report)") in out.stdout
+    assert (": SUCCEEDED, split SUCCEEDED, stats-room1 SUCCEEDED, stats-room2 SUCCEEDED, "
+            "report SUCCEEDED\n") in out.stdout
+    assert "| baseTaskId | copiedTaskId | run |   state   | exitCode |" in out.stdout
+    assert ("4 runs, one per task; the stats steps started after split ended: True; "
+            "report started after both ended: True") in out.stdout
+    assert ("room1: mean 22.75, max 25.50\nroom2: mean 18.88, max 19.75\n"
+            "warmer on average: room1\n") in out.stdout
+    assert "'room-report' version 'v1' deleted with 4 copied task(s)" in out.stdout
     assert "created: default/demo/demo/run1/flights.csv" in out.stdout
     assert "mean delay 15.2 min; summary says 15.2" in out.stdout
     png = tmp_path / "demo-output" / "room1-temperature.png"
