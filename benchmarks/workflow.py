@@ -102,7 +102,8 @@ def run_instance(conn: Any, name: str, timeout: float = 600) -> dict[str, Any]:
             raise RuntimeError(f"instance {iid} not ended after {timeout:g} s: {view}")
         time.sleep(0.05)
     if view["state"] != "SUCCEEDED":
-        raise RuntimeError(f"instance {iid}: {view['state']}: {view['tasks']}")
+        failed = [s for s in view["tasks"] if s["state"] != "SUCCEEDED"][:5]
+        raise RuntimeError(f"instance {iid}: {view['state']}: {failed}")
     return {**view, "prepare_s": prepared, "called": called,
             "ended": parse_time(view["endedOn"]) / 1000}
 
