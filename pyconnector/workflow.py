@@ -133,6 +133,31 @@ class Workflow:
             "PUT", self._path("recovery"), json={"recoveryMode": recoveryMode}))
         return self.definition
 
+    def schedule(self, cronPatternType: str | None = None,  # noqa: N803
+                 minute: str | int | None = None, hour: str | int | None = None,
+                 day: str | int | None = None, month: str | int | None = None,
+                 weekday: str | int | None = None, cron: str | None = None,
+                 recurrenceLimit: int = 0, timeZone: str | None = None) -> JSONObject:  # noqa: N803
+        """Prepare and initiate an instance at each slot of a cron pattern, with the
+        options of ``RecurrentTask``: ``cronPatternType`` ``fixed`` (``hour=4, day=6``:
+        04:00 on the 6th), ``interval`` (``hour=2``: every 2 hours) or ``cron``
+        (``cron='*/30 * * * *'``; the default when ``cron`` is given, else ``fixed``);
+        at most ``recurrenceLimit`` instances (0: for ever), fields read in ``timeZone``
+        (default UTC). Replaces a schedule set before. The definition as now saved (its
+        ``schedule``: the pattern, the slots fired, ``nextRun``)."""
+        from .tasks import _pattern
+
+        kind = cronPatternType or ("cron" if cron is not None else "fixed")
+        self.definition = cast(JSONObject, self.http.request(
+            "PUT", self._path("schedule"), json=_pattern(
+                kind, minute, hour, day, month, weekday, cron, recurrenceLimit, timeZone)))
+        return self.definition
+
+    def unschedule(self) -> JSONObject:
+        """End the schedule (instances already made go on). The definition as now saved."""
+        self.definition = cast(JSONObject, self.http.request("DELETE", self._path("schedule")))
+        return self.definition
+
     def getInstances(self, responseType: str = "json") -> Any:  # noqa: N802,N803
         """This definition's instances, oldest first (json, table, dataframe or csv; in a
         table each instance's tasks are summed up in one column)."""
