@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, cast, overload
 from urllib.parse import quote
 
 from . import errors
 from .http import HTTPCore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # formats loads pandas: only reads asked as tables or frames need it
+    import pandas as pd
+
+    from .formats import JSONRecords, ResponseType, TextType
     from .tasks import Task
 
 BASE: Final = "/WorkflowService/v1.0"
@@ -158,7 +161,14 @@ class Workflow:
         self.definition = cast(JSONObject, self.http.request("DELETE", self._path("schedule")))
         return self.definition
 
-    def getInstances(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+    @overload
+    def getInstances(self, responseType: Literal["json"] = "json") -> JSONRecords: ...
+    @overload
+    def getInstances(self, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def getInstances(self, responseType: TextType) -> str: ...
+
+    def getInstances(self, responseType: ResponseType = "json") -> Any:  # noqa: N802,N803
         """This definition's instances, oldest first (json, table, dataframe or csv; in a
         table each instance's tasks are summed up in one column)."""
         data = self.http.request("GET", f"{BASE}/instances", params={
@@ -209,7 +219,14 @@ class WorkflowProcess:
         return cast(JSONObject, self.http.request("POST", self._path(action)))
 
     # -- reading ------------------------------------------------------------------------
-    def status(self, responseType: str = "json") -> Any:  # noqa: N803
+    @overload
+    def status(self, responseType: Literal["json"] = "json") -> JSONObject: ...
+    @overload
+    def status(self, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def status(self, responseType: TextType) -> str: ...
+
+    def status(self, responseType: ResponseType = "json") -> Any:  # noqa: N803
         """The instance: its state and each task's (``tasks``: the original's id, its
         copy's, the copy's state, run and reason). As a table, dataframe or csv: one row
         per task, with the instance's id and state."""
@@ -220,7 +237,14 @@ class WorkflowProcess:
         ``{'taskIds': [{'baseTaskId': 'T1', 'copiedTaskId': 'T3'}, ...]}``."""
         return cast(JSONObject, self.http.request("GET", self._path("mapping")))
 
-    def getHistory(self, responseType: str = "json") -> Any:  # noqa: N802,N803
+    @overload
+    def getHistory(self, responseType: Literal["json"] = "json") -> JSONRecords: ...
+    @overload
+    def getHistory(self, responseType: Literal["dataframe"]) -> pd.DataFrame: ...
+    @overload
+    def getHistory(self, responseType: TextType) -> str: ...
+
+    def getHistory(self, responseType: ResponseType = "json") -> Any:  # noqa: N802,N803
         """The runs of the instance's tasks, oldest first, running ones too: the task
         (original and copy), run number, state, exit code, reason, start and end."""
         return _render(self.http.request("GET", self._path("history")), responseType)
