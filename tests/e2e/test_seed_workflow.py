@@ -12,6 +12,8 @@ ids as names, and warns (docs/workflow.md)."""
 
 from __future__ import annotations
 
+import ast
+import code
 import os
 import zipfile
 from pathlib import Path
@@ -122,3 +124,59 @@ def test_seed_guide_workflow_lines_verbatim(any_server: Server, tmp_path: Path,
     assert wf.delete()["code"] == 200
     t1.deleteProject()
     conn.close()
+
+
+#: the guide's lines as a REPL session takes them (the helper's body indented, a blank
+#: line closing it)
+REPL = """\
+t1 = conn.Task(projectId='P9909',jobId='T123')
+res = t1.deployTask(filename='code1.py', runTime = 'py', input_dir_path='data1.zip')
+t2 = conn.Task(projectId='P9909',jobId='T124')
+res = t2.deployTask(filename='code2.py', runTime = 'py')
+res = t2.externalFileLinking(externalProjectIds=[t1.projectId], externalTaskIds=[t1.jobId], fileNames = ['out.out'])
+wf = conn.Workflow(taskList=[(t1,t2)], processName='procTest1', processVersion='verTest1')
+wf_proc = wf.preInitiate()
+res = wf_proc.getMapping()
+def getJodId(res,jobId):
+    response = res['taskIds']
+    for res in response:
+        if res['baseTaskId'] == jobId:
+            return res['copiedTaskId']
+
+t3 = conn.Task(projectId=t2.projectId,jobId=getJodId(res,t2.jobId))
+res = t3.externalFileLinking(externalProjectIds=[t2.projectId], externalTaskIds=[getJodId(res,t1.jobId)], fileNames = ['out.out'])
+wf_proc.status()
+wf_proc.initiate()
+wf.selectRecoveryMode(True)
+wf_proc.recover()
+wf_proc.getHistory()
+"""
+
+
+def test_the_guides_bare_calls_print_something_useful_in_a_repl(
+        server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        recwarn: pytest.WarningsRecorder) -> None:
+    """In a REPL (as the guide is written) each bare call prints its answer."""
+    (tmp_path / "code1.py").write_text(CODE1)
+    (tmp_path / "code2.py").write_text(CODE2)
+    with zipfile.ZipFile(tmp_path / "data1.zip", "w") as z:
+        z.writestr("data1.txt", "temperature 21.5\n")
+    os.chdir(tmp_path)
+    with server.connector() as conn:
+        console = code.InteractiveConsole({"conn": conn})
+        for line in REPL.splitlines():
+            console.push(line)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in err, err
+        shown = [ast.literal_eval(line) for line in out.splitlines()]
+        assert len(shown) == 5, out  # status, initiate, selectRecoveryMode, recover, history
+        status, initiated, definition, recovered, history = shown
+        assert status["state"] == "PREPARED" and status["processName"] == "procTest1"
+        assert [s["state"] for s in status["tasks"]] == ["PENDING", "PENDING"]
+        assert initiated["message"] == f"instance {status['instanceId']} initiated"
+        assert definition["recoveryMode"] is True
+        assert "nothing to recover" in recovered["message"]
+        assert isinstance(history, list)
+        wf_proc = console.locals["wf_proc"]
+        assert wf_proc.waitForEnd(timeout=120)["state"] == "SUCCEEDED"
+        assert console.locals["t3"].getLog() == "code1 saw 'temperature 21.5' in data1.txt\n"
