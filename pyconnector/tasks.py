@@ -17,6 +17,7 @@ import time
 import warnings
 from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -31,6 +32,19 @@ JSONObject = dict[str, Any]
 
 def _q(part: str) -> str:
     return quote(part, safe="")
+
+
+def _outside() -> int:
+    """The ``stacklevel`` that points a warning given in this package's caller at the
+    user's line (through connectors.py and subclasses' ``__init__``)."""
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame: FrameType | None = sys._getframe(2)  # the caller of the function that warns
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class Task:
@@ -53,7 +67,7 @@ class Task:
         if named:
             warnings.warn(f"{type(self).__name__}: no such id, so the id was used as a name: "
                           f"{'; '.join(named)}. Use the real ids from now on (.projectId, "
-                          ".jobId).", UserWarning, stacklevel=3)
+                          ".jobId).", UserWarning, stacklevel=_outside())
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.jobId} {self.jobName!r} of {self.projectId} "

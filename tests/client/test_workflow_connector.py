@@ -117,6 +117,15 @@ def test_a_task_made_by_id_in_a_real_project_keeps_the_project(conn: Any) -> Non
     assert f"task 'T77' is {t.jobId} 'T77'" in message and "project '" not in message
 
 
+def test_the_warning_points_at_the_users_line(conn: Any) -> None:
+    for make in (lambda: conn.Task(projectId="P8801", jobId="T8802"),
+                 lambda: conn.DelayedTask(delayedTime="01-01-2099 00:00:00.000 UTC",
+                                          projectId="P8801", jobId="T8803")):
+        with pytest.warns(UserWarning) as caught:
+            make()
+        assert caught[0].filename == __file__, caught[0].filename
+
+
 # -- definitions ----------------------------------------------------------------------------
 def test_definitions_from_tasks_or_ids_and_what_is_refused(conn: Any, tmp_path: Path) -> None:
     a, b = _task(conn, tmp_path, "a"), _task(conn, tmp_path, "b")
