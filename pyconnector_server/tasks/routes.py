@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.types import Message
 
 from ..auth import Tenant
 from ..bodies import documented, json_body
+from ..cancel import current as request_cancellation
 from ..clock import now_ms
 from ..deps import Auth, call, state
 from ..errors import APIError, bad_request, not_found
@@ -88,6 +90,19 @@ class Action(BaseModel):
     warning: str | None = None
 
 
+@contextmanager
+def _whole() -> Iterator[None]:
+    """Store calls in the block run to their end even when the client goes meanwhile
+    (CancelOnDisconnect cancels a request's database work): an operation of several
+    steps stopped half-way leaves a copy half made, a task deleted but for its row, a
+    run queued that nothing will start. Their steps are short; nobody gets the answer."""
+    token = request_cancellation.set(None)
+    try:
+        yield
+    finally:
+        request_cancellation.reset(token)
+
+
 # -- projects ---------------------------------------------------------------------------------
 @router.post("/projects", status_code=201, summary="Create a project",
              responses=answers(Project, 201, "Created", 409))
@@ -113,14 +128,15 @@ async def get_project(project: str = ProjectRef, t: Tenant = Auth, r: Runner = T
                responses=answers(Done, 200, "Deleted", 404))
 async def delete_project(project: str = ProjectRef, t: Tenant = Auth,
                          r: Runner = Tasks) -> Any:
-    ids = await call(r.store.task_ids_of_project, t, project)
-    for task_id in ids:  # no more slots, then no more runs
-        await call(r.store.update_task, task_id, next_fire_ms=None)
-        await r.stop(task_id)
-    pid, ids = await call(r.store.delete_project, t, project)
-    for task_id in ids:
-        await call(r.files.forget, t.id, task_id)
-    return {"code": 200, "message": f"project P{pid} deleted with {len(ids)} task(s)"}
+    with _whole():
+        ids = await call(r.store.task_ids_of_project, t, project)
+        for task_id in ids:  # no more slots, then no more runs
+            await call(r.store.update_task, task_id, next_fire_ms=None)
+            await r.stop(task_id)
+        pid, ids = await call(r.store.delete_project, t, project)
+        for task_id in ids:
+            await call(r.files.forget, t.id, task_id)
+        return {"code": 200, "message": f"project P{pid} deleted with {len(ids)} task(s)"}
 
 
 # -- tasks ------------------------------------------------------------------------------------
@@ -151,12 +167,13 @@ async def get_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Au
                responses=answers(Done, 200, "Deleted", 404))
 async def delete_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                       r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    await call(r.store.update_task, row.id, next_fire_ms=None)
-    await r.stop(row.id)
-    await call(r.store.delete_task, t, project, job)
-    await call(r.files.forget, t.id, row.id)
-    return {"code": 200, "message": f"task T{row.id} deleted"}
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        await call(r.store.update_task, row.id, next_fire_ms=None)
+        await r.stop(row.id)
+        await call(r.store.delete_task, t, project, job)
+        await call(r.files.forget, t.id, row.id)
+        return {"code": 200, "message": f"task T{row.id} deleted"}
 
 
 # -- deploy -----------------------------------------------------------------------------------
@@ -258,9 +275,10 @@ async def deploy(request: Request, project: str = ProjectRef, job: str = TaskRef
     except BaseException:
         await call(shutil.rmtree, staged, True)
         raise
-    await call(_swap, staged, r.bundle_dir(t.id, row.id))
-    await call(r.files.deployed, t.id, row.id, deployed_ms)  # shared with other processes
-    return await call(r.store.task, t, project, job)
+    with _whole():  # the row says deployed: its files follow, client or no client
+        await call(_swap, staged, r.bundle_dir(t.id, row.id))
+        await call(r.files.deployed, t.id, row.id, deployed_ms)  # shared with other processes
+        return await call(r.store.task, t, project, job)
 
 
 def _stage(staged: FsPath, upload: Any, filename: str, zips: dict[str, Any],
@@ -355,35 +373,38 @@ def _act(row: Any, message: str, status: str, number: int | None = None) -> dict
              responses=answers(Action, 200, "Started", 404, 409))
 async def start(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                 r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    number = await r.start(row, "start")
-    return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        number = await r.start(row, "start")
+        return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
 
 
 @router.post(RUN_PATH + "/restart", summary="Stop the task's runs, then run it again",
              responses=answers(Action, 200, "Restarted", 404, 409))
 async def restart(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                   r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    await r.stop(row.id)
-    number = await r.start(row, "restart")
-    return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        await r.stop(row.id)
+        number = await r.start(row, "restart")
+        return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
 
 
 async def _halt(t: Tenant, project: str, job: str, r: Runner, *,
                 cancel: bool) -> dict[str, Any]:
     """Stop the task's runs; to cancel, end its schedule first (no slot fires while the
     runs stop) and leave it CANCELLED."""
-    row = await call(r.store.task_row, t, project, job)
-    if cancel:
-        await call(r.store.update_task, row.id, next_fire_ms=None)
-    n = await r.stop(row.id)
-    if not cancel:
-        current = await call(r.store.task, t, project, job)
-        return _act(row, f"task T{row.id}: {n} run(s) stopped", current["status"])
-    await call(r.store.update_task, row.id, status="CANCELLED")
-    return _act(row, f"task T{row.id} cancelled: {n} run(s) stopped, no more scheduled",
-                "CANCELLED")
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        if cancel:
+            await call(r.store.update_task, row.id, next_fire_ms=None)
+        n = await r.stop(row.id)
+        if not cancel:
+            current = await call(r.store.task, t, project, job)
+            return _act(row, f"task T{row.id}: {n} run(s) stopped", current["status"])
+        await call(r.store.update_task, row.id, status="CANCELLED")
+        return _act(row, f"task T{row.id} cancelled: {n} run(s) stopped, no more scheduled",
+                    "CANCELLED")
 
 
 @router.post(RUN_PATH + "/stop", summary="Stop the task's runs (its schedule goes on)",
@@ -403,17 +424,18 @@ async def cancel(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth
 async def _hold(t: Tenant, project: str, job: str, r: Runner, *,
                 pause: bool) -> dict[str, Any]:
     """Pause (or resume) the task's running processes and its schedule."""
-    row = await call(r.store.task_row, t, project, job)
-    if pause:
-        n, status = await r.pause(row.id), "PAUSED"
-        message = f"task T{row.id} paused ({n} run(s), and its schedule)"
-    else:
-        n = await r.resume(row.id)
-        status = "RUNNING" if r.runs_of(row.id) else (
-            "SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
-        message = f"task T{row.id} resumed ({n} run(s))"
-    await call(r.store.update_task, row.id, schedule_paused=pause, status=status)
-    return _act(row, message, status)
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        if pause:
+            n, status = await r.pause(row.id), "PAUSED"
+            message = f"task T{row.id} paused ({n} run(s), and its schedule)"
+        else:
+            n = await r.resume(row.id)
+            status = "RUNNING" if r.runs_of(row.id) else (
+                "SCHEDULED" if row.next_fire_ms is not None else "DEPLOYED")
+            message = f"task T{row.id} resumed ({n} run(s))"
+        await call(r.store.update_task, row.id, schedule_paused=pause, status=status)
+        return _act(row, message, status)
 
 
 @router.post(RUN_PATH + "/pause", summary="Pause the task's running processes and its "
@@ -435,21 +457,22 @@ async def resume(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth
                  TaskOut, 201, "The copy", 404, 409))
 async def copy(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                body: CopyIn = json_body(CopyIn, ""), r: Runner = Tasks) -> Any:
-    row = await call(r.store.task_row, t, project, job)
-    target = body.projectId or project
-    new_name = body.jobName or f"{row.name}-copy"
-    made = await call(r.store.add_task, t, target, new_name, row.kind)
-    new_id = int(made["jobId"][1:])
-    await call(r.store.update_task, new_id, runtime=row.runtime, filename=row.filename,
-               args=row.args, deployed_ms=row.deployed_ms, links=row.links,
-               delayed_ms=row.delayed_ms, time_zone=row.time_zone, cron=row.cron,
-               pattern=row.pattern, recurrence_limit=row.recurrence_limit, fired=0,
-               next_fire_ms=row.next_fire_ms, schedule_paused=row.schedule_paused,
-               status=row.status if row.status in ("DEPLOYED", "SCHEDULED") else (
-                   "DEPLOYED" if row.runtime else "CREATED"))
-    if row.deployed_ms is not None:
-        await call(r.files.copy_bundle, t.id, row.id, new_id, row.deployed_ms)
-    return await call(r.store.task, t, target, made["jobId"])
+    with _whole():
+        row = await call(r.store.task_row, t, project, job)
+        target = body.projectId or project
+        new_name = body.jobName or f"{row.name}-copy"
+        made = await call(r.store.add_task, t, target, new_name, row.kind)
+        new_id = int(made["jobId"][1:])
+        await call(r.store.update_task, new_id, runtime=row.runtime, filename=row.filename,
+                   args=row.args, deployed_ms=row.deployed_ms, links=row.links,
+                   delayed_ms=row.delayed_ms, time_zone=row.time_zone, cron=row.cron,
+                   pattern=row.pattern, recurrence_limit=row.recurrence_limit, fired=0,
+                   next_fire_ms=row.next_fire_ms, schedule_paused=row.schedule_paused,
+                   status=row.status if row.status in ("DEPLOYED", "SCHEDULED") else (
+                       "DEPLOYED" if row.runtime else "CREATED"))
+        if row.deployed_ms is not None:
+            await call(r.files.copy_bundle, t.id, row.id, new_id, row.deployed_ms)
+        return await call(r.store.task, t, target, made["jobId"])
 
 
 @router.put(RUN_PATH + "/links", summary="Link output files of other tasks' latest "

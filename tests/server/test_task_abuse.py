@@ -135,8 +135,9 @@ def test_unicode_and_long_deploy_file_names_land_in_the_bundle(api_any: Any,
     r = _deploy(api_any, path, good)
     assert r.status_code == 200 and r.json()["filename"] == good.decode(), r.text
     new = _files(api_any) - before
-    task_id = r.json()["jobId"]
-    assert [(p.parts[2], p.parts[3:]) for p in new] == [(task_id, ("bundle", good.decode()))]
+    task_id = r.json()["jobId"]  # all of them in the task's directory, the file in bundle/
+    assert all(p.parts[0] == "tasks" and p.parts[2] == task_id for p in new), new
+    assert ("bundle", good.decode()) in {p.parts[3:] for p in new}
 
 
 @pytest.mark.parametrize("args", [b'["\\ud800"]', b'["a", "\\udc80b"]', b'["a\\u0000"]',
@@ -279,3 +280,84 @@ def test_hostile_output_paths_and_log_offsets_are_answered(api_any: Any) -> None
         r = api_any.get(f"{path}/runs/1/log", params={"offset": offset})
         assert r.status_code == 200 and r.text == "", (offset, r.text)
     assert api_any.get(f"{path}/runs/1/log").text == "hi\n"
+
+
+# -- a client gone in the middle of an operation of several steps ----------------------------
+@pytest.fixture
+def gone_after(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``gone_after(store, "method")``: the request's client disconnects right after that
+    store call (its :class:`~pyconnector_server.cancel.Cancellation` fires, as
+    CancelOnDisconnect fires it), whichever request context the call ran in."""
+    made: list[cancel.Cancellation] = []
+    real_init = cancel.Cancellation.__init__
+
+    def init(self: cancel.Cancellation) -> None:
+        real_init(self)
+        made.append(self)
+
+    monkeypatch.setattr(cancel.Cancellation, "__init__", init)
+
+    def arm(store: Any, method: str) -> None:
+        real = getattr(store, method)
+
+        def then_gone(*args: Any, **kw: Any) -> Any:
+            out = real(*args, **kw)
+            made[-1].cancel()
+            return out
+
+        monkeypatch.setattr(store, method, then_gone)
+
+    return arm
+
+
+def _scheduled(api: Any) -> str:
+    path = _task(api)
+    assert _deploy(api, path).status_code == 200
+    assert api.put(f"{path}/schedule", json={"cron": "0 4 6 * *"}).status_code == 200
+    return path
+
+
+def test_a_copy_whose_client_left_is_whole(api_any: Any, gone_after: Any) -> None:
+    path = _scheduled(api_any)
+    gone_after(api_any.app.state.tasks.store, "add_task")
+    api_any.post(f"{path}/copy", json={"jobName": "the-copy"})
+    [copy] = api_any.get(f"{TS}/projects/p1/tasks", params={"jobName": "the-copy"}).json()
+    original = api_any.get(path).json()
+    assert (copy["status"], copy["runTime"], copy["filename"]) == (
+        "SCHEDULED", "py", "main.py")
+    assert copy["schedule"]["cron"] == original["schedule"]["cron"]
+    assert ("bundle", "main.py") in {p.parts[3:] for p in _files(api_any)
+                                     if p.parts[2] == copy["jobId"]}
+
+
+def test_a_delete_whose_client_left_is_whole(api_any: Any, gone_after: Any) -> None:
+    path = _scheduled(api_any)
+    gone_after(api_any.app.state.tasks.store, "update_task")
+    api_any.delete(path)
+    assert api_any.get(path).status_code == 404
+    assert api_any.get(f"{TS}/projects/p1/tasks").json() == []
+    gone_after(api_any.app.state.tasks.store, "task_ids_of_project")
+    api_any.delete(f"{TS}/projects/p1")
+    assert api_any.get(f"{TS}/projects").json() == []
+    assert _files(api_any) == set()
+
+
+def test_a_start_whose_client_left_leaves_no_run_queued(api_any: Any,
+                                                        gone_after: Any) -> None:
+    path = _task(api_any)
+    assert _deploy(api_any, path).status_code == 200
+    gone_after(api_any.app.state.tasks.store, "add_run")
+    api_any.post(f"{path}/start")
+    deadline = time.monotonic() + 30
+    while (run := api_any.get(f"{path}/runs/1").json())["state"] != "succeeded":
+        assert run["state"] in ("queued", "running") and time.monotonic() < deadline, run
+        time.sleep(0.05)
+    assert api_any.get(path).json()["status"] == "COMPLETED"
+
+
+def test_a_cancel_whose_client_left_is_whole(api_any: Any, gone_after: Any) -> None:
+    path = _scheduled(api_any)
+    gone_after(api_any.app.state.tasks.store, "update_task")
+    api_any.post(f"{path}/cancel")
+    task = api_any.get(path).json()
+    assert (task["status"], task["schedule"]["nextRun"]) == ("CANCELLED", None)
