@@ -90,7 +90,7 @@ def test_the_distribution_name_is_not_the_index_s_pyconnector() -> None:
     project = _project()
     assert project["name"] == "pyconnector-platform"
     dev = project["optional-dependencies"]["dev"]  # type: ignore[index]
-    assert "pyconnector-platform[server,demo,s3,amqp]" in dev
+    assert "pyconnector-platform[server,demo,s3,amqp,celery,spark]" in dev
     assert not [d for d in dev if d.split("[")[0].strip() == "pyconnector"]
     assert project["scripts"] == {"pyconnector": "pyconnector_server.cli:main"}
 
