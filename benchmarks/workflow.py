@@ -14,6 +14,10 @@ its process runs Python code) and its last takes it again just before ``os._exit
    own start-up; the baseline, interleaved in the same run, is that start-up alone:
    ``python -c 'import time; print(time.time())'`` spawned by ``subprocess`` from here,
    with the interpreter the platform runs tasks with. Goal (issue 10): p50 < 200 ms.
+   On SQLite the hand-over is also split by the database's timestamps (the run's
+   ``ended_ms``, the step's ``claimed_ms``, the next run's ``queued_ms`` and
+   ``started_ms``): the runner's share, the engine's, the executor's and the
+   interpreter's (p50 of each part).
 2. **Fan-out/fan-in** (``--width`` tasks, default 100): one task, then ``width - 2`` in
    parallel, then one; the instance's wall time from ``initiate`` to its ``endedOn``. The
    same tasks' runs alone, in the same run: the same program spawned level by level by
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -116,14 +121,45 @@ def times_of(conn: Any, project: str, copy: str) -> tuple[float, float, str]:
 
 
 # -- 1. inter-step latency ---------------------------------------------------------------------
+PARTS = ("exit → the run's end written (runner: exit noticed, outputs, run row)",
+         "→ next step claimed (engine: woken, steps read, step ended, claim)",
+         "→ next run queued (runner: task row, run row)",
+         "→ its process started (executor: working directory, bundle, fork)",
+         "→ its first line (the interpreter's start-up)")
+
+
+def breakdown(sqlite_path: Path, iid: int, bases: list[str],
+              marks: list[tuple[float, float, str]]) -> list[list[float]]:
+    """Each hand-over split by the database's timestamps, ms: one list per part of
+    :data:`PARTS`."""
+    db = sqlite3.connect(sqlite_path)
+    try:
+        rows = {f"T{r[0]}": r[1:] for r in db.execute(
+            "SELECT s.base_task_id, s.claimed_ms, r.queued_ms, r.started_ms, r.ended_ms "
+            "FROM workflow_step s JOIN task_run r ON r.task_id = s.task_id "
+            "AND r.number = s.run_number WHERE s.instance_id = ?", (iid,))}
+    finally:
+        db.close()
+    parts: list[list[float]] = [[] for _ in PARTS]
+    for i in range(len(bases) - 1):
+        up, down = rows[bases[i]], rows[bases[i + 1]]
+        exit_ms, first_ms = marks[i][1] * 1000, marks[i + 1][0] * 1000
+        for k, v in enumerate((up[3] - exit_ms, down[0] - up[3], down[1] - down[0],
+                               down[2] - down[1], first_ms - down[2])):
+            parts[k].append(v)
+    return parts
+
+
 def chain_round(conn: Any, project: str, bases: list[str], python: str,
-                cwd: Path) -> dict[str, Any]:
+                cwd: Path, sqlite_path: Path | None) -> dict[str, Any]:
     view = run_instance(conn, "chain")
     copy = {s["baseTaskId"]: s["copiedTaskId"] for s in view["tasks"]}
     marks = [times_of(conn, project, copy[b]) for b in bases]
     gaps = [marks[i + 1][0] - marks[i][1] for i in range(len(marks) - 1)]
     raw = [raw_spawn(python, cwd) for _ in gaps]
-    return {"gaps": gaps, "raw": raw, "prepare_s": view["prepare_s"]}
+    parts = breakdown(sqlite_path, int(view["instanceId"][1:]), bases, marks) \
+        if sqlite_path is not None else []
+    return {"gaps": gaps, "raw": raw, "prepare_s": view["prepare_s"], "parts": parts}
 
 
 # -- 2. fan-out/fan-in -------------------------------------------------------------------------
@@ -177,6 +213,7 @@ def main() -> None:
                   higher_is_better=False)
     prep_chain = Metric(a.db, "prepare, chain", "s", higher_is_better=False)
     prep_fan = Metric(a.db, "prepare, fan", "s", higher_is_better=False)
+    parts: list[list[float]] = [[] for _ in PARTS]
     work = Path(tempfile.mkdtemp(prefix="pyc-bench-wf-"))
     task_dir = Path(tempfile.gettempdir()) / f"pyc-bench-wf-taskdir-{uuid.uuid4().hex[:8]}"
     program = work / "marks.py"
@@ -204,7 +241,10 @@ def main() -> None:
 
             for run in range(a.runs):
                 log(f"run {run + 1}/{a.runs}: a chain of {a.steps} steps")
-                c = chain_round(conn, project, ids, python, work)
+                c = chain_round(conn, project, ids, python, work,
+                                data_dir / "pyconnector.db" if a.db == "sqlite" else None)
+                for mine, got in zip(parts, c["parts"]):
+                    mine.extend(got)
                 gap_p50.ours.append(statistics.median(c["gaps"]) * 1000)
                 gap_p50.base.append(statistics.median(c["raw"]) * 1000)
                 gap_max.ours.append(max(c["gaps"]) * 1000)
@@ -245,6 +285,10 @@ def main() -> None:
     ]
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    if parts[0]:
+        print(f"\nA hand-over, p50 of each part over {len(parts[0])} hand-overs (ms):")
+        for name, values in zip(PARTS, parts):
+            print(f"  {statistics.median(values):6.1f}  {name}")
 
 
 if __name__ == "__main__":
