@@ -19,8 +19,11 @@ from typing import Any
 import httpx
 
 SOS, DLS, MR, TS = "/api/sos/v2.0", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0"
+WF = "/WorkflowService/v1.0"
 #: the seeded task's program: it makes the output the runs, outputs and links reach
 TASK_CODE = b"open('out.txt', 'w').write('42')\nprint('seeded')\n"
+#: the seeded failing task's program: the failed instance recover() re-runs
+FAIL_CODE = b"import sys; print('seeded failure'); sys.exit(3)\n"
 
 
 @dataclass
@@ -41,6 +44,14 @@ class Seeded:
     projects: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # Workflow Service: task ids on a fresh platform (tj1, tj2, tj-gone, then tj-fail);
+    # processes[0] (tasks[0] → tasks[1]) with a succeeded, then a prepared instance;
+    # processes[1] (tasks[0] → tj-fail) with a failed one, recovery mode on; the last
+    # process and instance are there for the deletes.
+    task_ids: list[str] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)  # succeeded, failed, prepared, gone
 
 
 def targets(tenant: str, user: str) -> Seeded:
@@ -51,7 +62,9 @@ def targets(tenant: str, user: str) -> Seeded:
                   # A fresh platform's first rule is RuleID 1 (seed records the real one).
                   exchanges=["ex1", "ex2"], queues=["q1"], rules=["1"],
                   projects=["tp1", "tp-gone"], tasks=["tj1", "tj2", "tj-gone"],
-                  outputs=["out.txt"])
+                  outputs=["out.txt"], task_ids=["T1", "T2", "T3", "T4"],
+                  processes=["wp1", "wp2", "wp-gone"], versions=["v1"],
+                  instances=["I1", "I2", "I3", "I4"])
 
 
 def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
@@ -81,6 +94,7 @@ def seed(client: httpx.Client, dls_key: str, s: Seeded) -> None:
         assert r.status_code == 201 and r.json()["uri"] == uri, r.text
     _seed_routing(client, s, ok)
     _seed_tasks(client, s, ok)
+    _seed_workflows(client, s, ok)
 
 
 def _seed_tasks(client: httpx.Client, s: Seeded, ok: Any) -> None:
@@ -108,6 +122,43 @@ def _seed_tasks(client: httpx.Client, s: Seeded, ok: Any) -> None:
                   json={"cronPatternType": "fixed", "hour": "4", "day": "6"}))
     ok(client.put(f"{TS}/projects/{p1}/tasks/{j2}/links", json={
         "externalProjectIds": [p1], "externalTaskIds": [j1], "fileNames": s.outputs}))
+
+
+def _seed_workflows(client: httpx.Client, s: Seeded, ok: Any) -> None:
+    """Task tj-fail (deployed, fails); definitions wp1 (tj1 → tj2, scheduled for a slot
+    far off), wp2 (tj1 → tj-fail, recovery mode on) and wp-gone; instances I1 of wp1
+    (succeeded: a history), I2 of wp2 (failed), I3 and I4 of wp1 (prepared; I4 for the
+    deletes, so deleting wp-gone does not take it). Their ids are a fresh platform's: the seed checks them."""
+    p1 = s.projects[0]
+    fail = client.post(f"{TS}/projects/{p1}/tasks", json={"jobName": "tj-fail"})
+    ok(fail)
+    ok(client.post(f"{TS}/projects/{p1}/tasks/tj-fail/deploy",
+                   files={"file": ("main.py", FAIL_CODE)}, data={"runTime": "py"}))
+    ids = [client.get(f"{TS}/projects/{p1}/tasks/{j}").json()["jobId"]
+           for j in [*s.tasks, "tj-fail"]]
+    assert ids == s.task_ids, ids
+    (wp1, wp2, gone), version = s.processes, s.versions[0]
+    t1, t2, _t_gone, t_fail = s.task_ids
+    for name, up, down in ((wp1, t1, t2), (wp2, t1, t_fail), (gone, t1, t2)):
+        ok(client.post(f"{WF}/definitions", json={
+            "processName": name, "processVersion": version,
+            "links": [{"source": "start", "destination": up},
+                      {"source": up, "destination": down}]}))
+    ok(client.put(f"{WF}/definitions/{wp2}/{version}/recovery", json={"recoveryMode": True}))
+    made = []
+    for name in (wp1, wp2, wp1, wp1):
+        r = client.post(f"{WF}/definitions/{name}/{version}/instances")
+        ok(r)
+        made.append(r.json()["instanceId"])
+    assert made == s.instances, made
+    for iid, state in zip(s.instances[:2], ("SUCCEEDED", "FAILED"), strict=True):
+        ok(client.post(f"{WF}/instances/{iid}/initiate"))
+        deadline = time.monotonic() + 60
+        while (inst := client.get(f"{WF}/instances/{iid}").json())["state"] != state:
+            assert inst["state"] == "RUNNING" and time.monotonic() < deadline, inst
+            time.sleep(0.1)
+    ok(client.put(f"{WF}/definitions/{wp1}/{version}/schedule",
+                  json={"cronPatternType": "fixed", "hour": "4", "day": "6"}))
 
 
 def _seed_routing(client: httpx.Client, s: Seeded, ok: Any) -> None:
@@ -197,7 +248,7 @@ def _bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
         "output": {"type": "object", "properties": {"TopicExchange": exchange,
                                                     "Topic": topic}}}}
 
-    return {**_task_bodies(s), **{
+    return {**_task_bodies(s), **_workflow_bodies(s), **{
         ("post", f"{SOS}/features"): one_or_many({**feature, "required": ["name"]}),
         ("put", f"{SOS}/features/{{name}}"): feature,
         ("post", f"{SOS}/sensors"): one_or_many({**sensor, "required": ["name", "feature"]}),
@@ -268,6 +319,27 @@ def _task_bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
+def _workflow_bodies(s: Seeded) -> dict[tuple[str, str], dict[str, Any]]:
+    """Loose Workflow Service bodies, each with an example that works on the seeds."""
+    node = _or_existing([*s.task_ids, "start", "end"])
+    definition = f"{WF}/definitions/{{name}}/{{version}}"
+    schedule = _task_bodies(s)[("put", f"{TS}/projects/{{project}}/tasks/{{job}}/schedule")]
+    return {
+        ("post", f"{WF}/definitions"): _example({"type": "object", "properties": {
+            "processName": _or_existing(s.processes),
+            "processVersion": _or_existing(s.versions),
+            "links": {"type": "array", "items": {"type": "object", "properties": {
+                "source": node, "destination": node}}}}}, {
+                "processName": "wp-new", "processVersion": "v1", "links": [
+                    {"source": s.task_ids[0], "destination": s.task_ids[1]},
+                    {"source": s.task_ids[1], "destination": "end"}]}),
+        ("put", f"{definition}/recovery"): _example({"type": "object", "properties": {
+            "recoveryMode": {}}}, {"recoveryMode": True}),
+        ("put", f"{definition}/schedule"): {**schedule, "example": {
+            "cronPatternType": "fixed", "hour": "5", "day": "7"}},
+    }
+
+
 def _example(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "example": example}
 
@@ -307,6 +379,7 @@ def enrich(spec: dict[str, Any], s: Seeded) -> dict[str, Any]:
                     p["schema"] = {"anyOf": [{"enum": [int(r) for r in s.rules]},
                                              p.get("schema", {"type": "integer"})]}
     _steer_tasks(paths, s)
+    _steer_workflows(paths, s)
     return spec
 
 
@@ -331,3 +404,33 @@ def _steer_tasks(paths: dict[str, Any], s: Seeded) -> None:
                 p["schema"] = {"anyOf": [{"enum": targets[p["name"]]},
                                          p.get("schema", {"type": "string"})]}
                 p["example"] = targets[p["name"]][0] if gone else examples[p["name"]]
+
+
+def _steer_workflows(paths: dict[str, Any], s: Seeded) -> None:
+    """Workflow Service paths: definitions and instances partly the seeded ones, with an
+    example each that reaches deep (recover: the failed instance; initiate: the prepared
+    one; the rest: the succeeded one). Deletes of a definition or an instance aim at
+    the ones seeded for them."""
+    done, failed, prepared, gone_instance = s.instances
+    for path, ops in paths.items():
+        if not path.startswith(WF):
+            continue
+        for method, op in ops.items():
+            gone = method == "delete" and path.endswith(("}/{version}", "{instance}"))
+            last = path.rsplit("/", 1)[-1]
+            instance = gone_instance if gone else {"recover": failed, "initiate": prepared,
+                                                   "abort": prepared}.get(last, done)
+            name = s.processes[-1] if gone else (
+                s.processes[1] if last == "recovery" else s.processes[0])
+            targets = {"name": (name, [name] if gone else s.processes[:2]),
+                       "version": (s.versions[0], s.versions),
+                       "instance": (instance, [gone_instance] if gone else s.instances[:3])}
+            for p in op.get("parameters", []):
+                if p["in"] != "path" or p["name"] not in targets:
+                    continue
+                example, existing = targets[p["name"]]
+                schema = p.get("schema", {"type": "string"})
+                if "anyOf" in schema:  # steered already (a path's name: SOS names)
+                    schema = schema["anyOf"][-1]
+                p["schema"] = {"anyOf": [{"enum": existing}, schema]}
+                p["example"] = example

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import Server, start_server
+from conftest import Server, _pg_schema, start_server
 from fuzz_spec import enrich, seed, targets
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import (
@@ -57,7 +57,12 @@ class Platform:
 def fuzz_platform(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """A platform on each store with a seeded tenant (its admin key, a DLS user's key)."""
-    db = "" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    db = ""
+    if request.param == "postgresql":
+        # A schema of its own: the seeds' ids are a fresh platform's (fuzz_spec.targets).
+        schema_of_its_own = _pg_schema()
+        db = next(schema_of_its_own)
+        request.addfinalizer(lambda: next(schema_of_its_own, None))
     server = start_server(tmp_path_factory.mktemp(f"fuzz-{request.param}"), db)
     try:
         api_key = server.new_key(TENANT)
