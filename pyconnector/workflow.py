@@ -168,12 +168,14 @@ class Workflow:
     @overload
     def getInstances(self, responseType: TextType) -> str: ...
 
-    def getInstances(self, responseType: ResponseType = "json") -> Any:  # noqa: N802,N803
+    def getInstances(self, responseType: ResponseType = "json"  # noqa: N802,N803
+                     ) -> JSONRecords | pd.DataFrame | str:
         """This definition's instances, oldest first (json, table, dataframe or csv; in a
         table each instance's tasks are summed up in one column)."""
         data = self.http.request("GET", f"{BASE}/instances", params={
             "processName": self.processName, "processVersion": self.processVersion})
-        return _render(data, responseType, _instance_rows)
+        return cast("JSONRecords | pd.DataFrame | str",
+                    _render(data, responseType, _instance_rows))
 
     def getInstance(self, instanceId: str) -> WorkflowProcess:  # noqa: N802,N803
         """An instance of this definition by id (``'I3'``)."""
@@ -226,11 +228,13 @@ class WorkflowProcess:
     @overload
     def status(self, responseType: TextType) -> str: ...
 
-    def status(self, responseType: ResponseType = "json") -> Any:  # noqa: N803
+    def status(self, responseType: ResponseType = "json"  # noqa: N803
+               ) -> JSONObject | pd.DataFrame | str:
         """The instance: its state and each task's (``tasks``: the original's id, its
         copy's, the copy's state, run and reason). As a table, dataframe or csv: one row
         per task, with the instance's id and state."""
-        return _render(self._read(), responseType, _step_rows)
+        return cast("JSONObject | pd.DataFrame | str",
+                    _render(self._read(), responseType, _step_rows))
 
     def getMapping(self) -> JSONObject:  # noqa: N802
         """Each original task and its copy in this instance:
@@ -244,10 +248,12 @@ class WorkflowProcess:
     @overload
     def getHistory(self, responseType: TextType) -> str: ...
 
-    def getHistory(self, responseType: ResponseType = "json") -> Any:  # noqa: N802,N803
+    def getHistory(self, responseType: ResponseType = "json"  # noqa: N802,N803
+                   ) -> JSONRecords | pd.DataFrame | str:
         """The runs of the instance's tasks, oldest first, running ones too: the task
         (original and copy), run number, state, exit code, reason, start and end."""
-        return _render(self.http.request("GET", self._path("history")), responseType)
+        return cast("JSONRecords | pd.DataFrame | str",
+                    _render(self.http.request("GET", self._path("history")), responseType))
 
     def waitForEnd(self, timeout: float = 300, poll: float = 0.2) -> JSONObject:  # noqa: N802
         """Wait until the instance has settled (SUCCEEDED, FAILED or ABORTED, with none of

@@ -15,6 +15,7 @@ import pytest
 import pyconnector
 from pyconnector.datalake import Datalake
 from pyconnector.sos import SensorObservation
+from pyconnector.workflow import Workflow, WorkflowProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,7 @@ from typing_extensions import assert_type
 import pyconnector
 from pyconnector.datalake import Datalake
 from pyconnector.sos import SensorObservation
+from pyconnector.workflow import Workflow, WorkflowProcess
 
 with pyconnector.connectors(api_key="k", URL="http://127.0.0.1:8000") as conn:
     sos = conn.SensorObservation()
@@ -50,6 +52,15 @@ with pyconnector.connectors(api_key="k", URL="http://127.0.0.1:8000") as conn:
     assert_type(dls.getFile("t/u/a.csv", "file"), Path)
     assert_type(dls.getFile(["t/u/a.csv", "t/u/b.csv"], "file"), list[Path])
     assert_type(dls.searchFile(text="x", responseType="table"), str)
+
+    wf = conn.Workflow(taskList=[("T1", "T2")], processName="p", processVersion="v1")
+    assert_type(wf, Workflow)
+    proc = wf.preInitiate()
+    assert_type(proc, WorkflowProcess)
+    assert_type(proc.status(), dict[str, Any])
+    assert_type(proc.status("table"), str)
+    assert_type(proc.getHistory("dataframe"), pd.DataFrame)
+    assert_type(wf.getInstances(), list[dict[str, Any]])
 
     try:
         sos.getCount()
@@ -79,7 +90,8 @@ def test_a_type_checker_knows_what_each_response_type_returns(tmp_path: Path) ->
     assert status == 1
 
 
-@pytest.mark.parametrize("cls", [pyconnector.connectors, SensorObservation, Datalake])
+@pytest.mark.parametrize("cls", [pyconnector.connectors, SensorObservation, Datalake,
+                                 Workflow, WorkflowProcess])
 def test_every_public_method_says_what_it_does_and_returns(cls: type) -> None:
     for name, member in vars(cls).items():
         func = getattr(member, "__func__", member)
