@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pyconnector_server import cancel
 from pyconnector_server.tasks.bodies import NAME_MAX
 from pyconnector_server.workflow import dag
 from pyconnector_server.workflow.bodies import VERSION_MAX
@@ -229,3 +230,88 @@ def test_instances_filter_by_version_alone(api_any: Any) -> None:
     got = api_any.get(f"{WF}/instances", params={"processName": "p",
                                                  "processVersion": "v2"}).json()
     assert [(i["processName"], i["processVersion"]) for i in got] == [("p", "v2")]
+
+
+# -- a client gone in the middle of an operation of several steps ----------------------------
+@pytest.fixture
+def gone_after(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``gone_after(store, "method")``: the request's client disconnects right after that
+    store call (its :class:`~pyconnector_server.cancel.Cancellation` fires, as
+    CancelOnDisconnect fires it)."""
+    made: list[cancel.Cancellation] = []
+    real_init = cancel.Cancellation.__init__
+
+    def init(self: cancel.Cancellation) -> None:
+        real_init(self)
+        made.append(self)
+
+    monkeypatch.setattr(cancel.Cancellation, "__init__", init)
+
+    def arm(store: Any, method: str) -> None:
+        real = getattr(store, method)
+
+        def then_gone(*args: Any, **kw: Any) -> Any:
+            out = real(*args, **kw)
+            made[-1].cancel()
+            monkeypatch.setattr(store, method, real)  # once
+            return out
+
+        monkeypatch.setattr(store, method, then_gone)
+
+    return arm
+
+
+def _copies(api: Any) -> list[str]:
+    return [t["jobId"] for t in api.get(f"{TS}/projects/wf/tasks").json()
+            if "-I" in t["jobName"]]
+
+
+def test_a_prepare_whose_client_left_makes_a_whole_instance(api_any: Any,
+                                                            gone_after: Any) -> None:
+    """The copies' files are copied after their rows: a client gone in between left
+    copies without a deploy, and the instance's steps failed."""
+    a, b = _task(api_any, "a"), _task(api_any, "b")
+    assert _define(api_any, [(a, b)]).status_code == 201
+    gone_after(api_any.app.state.workflow.store, "prepare")
+    api_any.post(f"{WF}/definitions/proc/v1/instances")
+    [inst] = api_any.get(f"{WF}/instances").json()
+    assert api_any.post(f"{WF}/instances/{inst['instanceId']}/initiate").status_code == 200
+    done = _wait(api_any, inst["instanceId"])
+    assert done["state"] == "SUCCEEDED", done
+
+
+@pytest.mark.parametrize("what", ["definition", "instance"])
+def test_a_delete_whose_client_left_leaves_no_copies(api_any: Any, gone_after: Any,
+                                                     what: str) -> None:
+    a, b = _task(api_any, "a"), _task(api_any, "b")
+    assert _define(api_any, [(a, b)]).status_code == 201
+    iid = api_any.post(f"{WF}/definitions/proc/v1/instances").json()["instanceId"]
+    assert len(_copies(api_any)) == 2
+    store = api_any.app.state.workflow.store
+    gone_after(store, f"delete_{what}")
+    api_any.delete(f"{WF}/definitions/proc/v1" if what == "definition"
+                   else f"{WF}/instances/{iid}")
+    assert api_any.get(f"{WF}/instances/{iid}").status_code == 404
+    assert _copies(api_any) == []
+
+
+def test_an_abort_whose_client_left_stops_the_running_steps(api_any: Any,
+                                                            gone_after: Any) -> None:
+    long = _task(api_any, "long", code=b"import time; time.sleep(60)\n")
+    after = _task(api_any, "after")
+    assert _define(api_any, [(long, after)]).status_code == 201
+    iid = api_any.post(f"{WF}/definitions/proc/v1/instances").json()["instanceId"]
+    api_any.post(f"{WF}/instances/{iid}/initiate")
+    deadline = time.monotonic() + 30
+    while api_any.get(f"{WF}/instances/{iid}").json()["tasks"][0]["run"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    gone_after(api_any.app.state.workflow.store, "set_state")
+    api_any.post(f"{WF}/instances/{iid}/abort")
+    copy = api_any.get(f"{WF}/instances/{iid}").json()["tasks"][0]["copiedTaskId"]
+    deadline = time.monotonic() + 20
+    while (run := api_any.get(f"{TS}/projects/wf/tasks/{copy}/runs/1").json())[
+            "state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "the aborted instance's step still runs"
+        time.sleep(0.1)
+    assert run["state"] == "stopped", run
