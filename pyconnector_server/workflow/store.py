@@ -306,10 +306,14 @@ class WorkflowStore:
             return inst, d, rows
 
     def claim(self, step_id: int) -> bool:
-        """Take a pending step to run it (a compare-and-set: one process wins)."""
+        """Take a pending step of a running instance to run it (a compare-and-set: one
+        process wins; an instance aborted or paused since the engine read it has none
+        taken)."""
+        running = sa.select(instance.c.id).where(instance.c.state == "RUNNING")
         with self.db.write() as conn:
             return conn.execute(sa.update(step).where(
-                step.c.id == step_id, step.c.state == "PENDING").values(
+                step.c.id == step_id, step.c.state == "PENDING",
+                step.c.instance_id.in_(running)).values(
                     state="RUNNING", claimed_ms=now_ms())).rowcount == 1
 
     def set_step(self, step_id: int, **values: Any) -> None:

@@ -315,3 +315,20 @@ def test_an_abort_whose_client_left_stops_the_running_steps(api_any: Any,
         assert time.monotonic() < deadline, "the aborted instance's step still runs"
         time.sleep(0.1)
     assert run["state"] == "stopped", run
+
+
+def test_a_step_is_claimed_only_while_its_instance_runs(api_any: Any) -> None:
+    """The engine read an instance RUNNING, then claimed and started its steps: an abort
+    or pause in between left a step started in an aborted or paused instance (one the
+    abort had not seen to stop). The claim now checks the instance's state too."""
+    a, b = _task(api_any, "a"), _task(api_any, "b")
+    assert _define(api_any, [(a, b)]).status_code == 201
+    iid = api_any.post(f"{WF}/definitions/proc/v1/instances").json()["instanceId"]
+    store = api_any.app.state.workflow.store
+    _, _, steps = store.steps(int(iid[1:]))
+    assert not store.claim(steps[0].id)  # PREPARED
+    assert api_any.post(f"{WF}/instances/{iid}/abort").status_code == 200
+    assert not store.claim(steps[0].id)  # ABORTED
+    _, _, steps = store.steps(int(iid[1:]))
+    assert [s.state for s in steps] == ["PENDING", "PENDING"]
+    assert api_any.get(f"{TS}/projects/wf/tasks/T{steps[0].task_id}/runs").json() == []
