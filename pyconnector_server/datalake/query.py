@@ -104,9 +104,9 @@ def _tokens(text: str, field: str) -> list[_Tok]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            what = "an unterminated quote" if text[pos] in "'\"" else repr(text[pos])
-            raise bad_request(f"{field}: unexpected {what} at position {pos + 1} of "
-                              f"{text!r}", field)
+            what = ("an unterminated quote" if text[pos] in "'\""
+                    else f"unexpected {text[pos]!r}")
+            raise bad_request(f"{field}: {what} at position {pos + 1} of {text!r}", field)
         if m.lastgroup != "space":
             out.append(_Tok(m.lastgroup or "", m.group(), pos))
         pos = m.end()
