@@ -4,7 +4,8 @@ For each instance with work to do (running, paused, or with a step still running
 engine
 
 1. ends the steps whose run has ended (``SUCCEEDED`` when the run succeeded; else
-   ``FAILED``, or ``ABORTED`` in an aborted instance);
+   ``FAILED``, or ``ABORTED`` in an aborted instance), and stops the runs in this
+   process of an aborted instance (its abort may have gone through another process);
 2. in a running instance, starts every pending step whose upstream steps have all
    succeeded, on the Task Service's runner (so on its executor: local or Celery); a
    step is claimed first by a compare-and-set in the database, so with several platform
@@ -109,6 +110,10 @@ class Engine:
                 await call(self.store.set_step, s.id, state="FAILED",
                            reason="its platform process stopped before starting it")
                 states[s.base_task_id] = "FAILED"
+            elif inst.state == "ABORTED" and self.runner.runs_of(s.task_id):
+                # A run of an aborted instance in this process: the abort went through
+                # another process (a runner stops its own runs only).
+                await self.runner.stop(s.task_id)
         if inst.state != "RUNNING":
             return
         upstreams = dag.upstreams(d.tasks, [tuple(e) for e in d.edges])

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from conftest import Server, start_server, wait_for
 from test_task_schedules import _alive, _end_orphan
@@ -251,3 +252,45 @@ def test_two_processes_on_postgresql_run_each_step_once(tmp_path: Path, trail: P
     finally:
         b.stop()
         a.stop()
+
+
+def test_an_abort_through_one_process_stops_a_step_running_on_the_other(
+        tmp_path: Path, trail: Path, own_pg_url: str) -> None:
+    """The abort stopped the runs of its own process only: a step running on the other
+    kept running to its end. Every process's engine now stops its own runs of an
+    aborted instance."""
+    shared = tmp_path / "blobs"
+    servers = [start_server(tmp_path / n, own_pg_url, "--blobs", shared.as_uri())
+               for n in ("a", "b")]
+    orphan = None
+    try:
+        key = servers[0].new_key()
+        with _client(servers[0], key) as c:
+            ids = {n: _task(c, n, trail, pause=60 if n == "long" else 0)
+                   for n in ("long", "after")}
+            iid = _define(c, [(ids["long"], ids["after"])])
+            assert c.post(f"{WF}/instances/{iid}/initiate").status_code == 200
+            copy = _steps(c, iid)[ids["long"]]["copiedTaskId"]
+            log = f"{TS}/projects/wf/tasks/{copy}/runs/1/log"
+            wait_for("the long step to print its pid",
+                     lambda: c.get(log).text.startswith("pid"), 30)
+            orphan = int(c.get(log).text.split()[1])
+        ancestors = {p.pid for p in psutil.Process(orphan).parents()}
+        [runs_it] = [s for s in servers if s.pid in ancestors]
+        [other] = [s for s in servers if s is not runs_it]
+        with _client(other, key) as c:
+            assert c.post(f"{WF}/instances/{iid}/abort").status_code == 200
+            wait_for("the step's run to be stopped", lambda: _runs(c, copy)[0]["state"]
+                     not in ("queued", "running"), 15)
+            assert _runs(c, copy)[0]["state"] == "stopped"
+            wait_for("the step to be aborted", lambda: _steps(c, iid)[ids["long"]]["state"]
+                     == "ABORTED", 15)
+            inst = _instance(c, iid)
+            assert inst["state"] == "ABORTED"
+            assert _steps(c, iid)[ids["after"]]["state"] == "PENDING"
+        assert not _alive(orphan)
+        assert _trail(trail) == Counter(long=1)
+    finally:
+        for s in servers:
+            s.stop()
+        _end_orphan(orphan)
