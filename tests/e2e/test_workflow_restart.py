@@ -7,7 +7,8 @@ processes: everything an instance knows is in the database.
   finishes it running only what had not succeeded.
 - Stopped cleanly while the instance is RUNNING between two steps: it goes on by itself.
 - Two processes on one PostgreSQL database: each step of an instance runs exactly once
-  (a step is claimed by a compare-and-set before its task starts).
+  (a step is claimed by a compare-and-set before its task starts), and an abort through
+  either stops a step running on the other.
 
 Every step appends its name to a trail file outside the platform, so "ran once" is
 counted by the tasks themselves as well as by their runs.
