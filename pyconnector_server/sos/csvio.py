@@ -10,7 +10,10 @@ The format (the same both ways, so a download uploads again unchanged)::
   sensor; ``feature`` (optional): if given, the sensor's feature.
 * Every other column is an observed property; an empty cell means no value. A property
   not yet known is registered as a quantity if its first value is a number, else text.
-* UTF-8, comma-separated, one record per line, RFC 4180 quoting; a value may not hold
+* Rows of the same sensor and time are one record: for each property the last value in
+  the file wins, and the answer says how many rows were merged so.
+* UTF-8, comma-separated (a header written with ``;``, a tab or ``|`` is refused naming
+  it), one record per line, RFC 4180 quoting; a value may not hold
   a line break, nor any value a NUL character; a line holds at most 1 MiB. Blank lines
   are skipped; the line numbers in errors still count them.
 
@@ -100,6 +103,10 @@ def _header(path: Path) -> list[str]:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise APIError(400, f"line 1: unreadable header: {exc}", line=1) from None
     header = [h.strip() for h in header]
+    if len(header) == 1 and (other := _other_delimiter(header[0])) is not None:
+        raise APIError(400, f"line 1: the columns are separated by {other!r}, not by commas; "
+                            "the platform reads comma-separated CSV: save the file as CSV "
+                            "with commas (header 'time,sensor[,feature],<property>…')", line=1)
     for col in REQUIRED:
         if col not in header:
             raise APIError(400, f"line 1: missing column {col!r}; the header must be "
@@ -118,6 +125,19 @@ def _header(path: Path) -> list[str]:
         raise APIError(400, "line 1: no property columns after time, sensor and feature",
                        line=1)
     return header
+
+
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _other_delimiter(line: str) -> str | None:
+    """The delimiter a one-column header is really written with (spreadsheets in many
+    locales save CSV with ';'), if another one splits it into time and sensor columns."""
+    for sep in OTHER_DELIMITERS:
+        names = {c.strip().strip('"') for c in line.split(sep)}
+        if all(col in names for col in REQUIRED):
+            return sep
+    return None
 
 
 def _scan_bytes(path: Path, header: list[str]) -> bool:
@@ -179,8 +199,51 @@ class _Checked:
     types: dict[str, str] = field(default_factory=dict)  # property → its type
     batches: list[str] = field(default_factory=list)  # the property of each spill batch
     links: set[tuple[int, str]] = field(default_factory=set)  # (sensor id, property)
-    records: int = 0
-    values: int = 0
+    rows: int = 0  # data rows read
+    empty: int = 0  # data rows without any value
+    values: int = 0  # cells with a value
+    # Repeats of a (sensor, time) already in the file: counted on the fly while each
+    # sensor's times never go back, else from the spill file at the end (see _repeats).
+    last: dict[int, int] = field(default_factory=dict)  # sensor id → its latest time
+    in_order: bool = True
+    repeated_rows: int = 0
+    records: int = 0  # distinct (sensor, time) of the rows with values, plus the empty rows
+    merged: int = 0  # rows merged into an earlier one of the same (sensor, time)
+
+
+def _track_order(out: _Checked, sids: np.ndarray, times: np.ndarray) -> None:
+    """Count rows repeating the (sensor, time) of the row before them for their sensor,
+    while every sensor's times go forward (the usual file): then those are all the
+    repeats, found without keeping any row. A time going back stops the count."""
+    if not out.in_order or not len(sids):
+        return
+    frame = pd.DataFrame({"s": sids, "t": times})
+    before = frame.groupby("s", sort=False)["t"].shift(1)
+    first = before.isna().to_numpy()
+    carried = frame["s"][first].map(out.last).to_numpy(dtype=np.float64)  # NaN: new sensor
+    prev = before.to_numpy(dtype=np.float64, copy=True)
+    prev[first] = carried
+    step = times - prev  # NaN where the sensor had no earlier row
+    if (step < 0).any():
+        out.in_order = False
+        return
+    out.repeated_rows += int((step == 0).sum())
+    out.last.update(frame.groupby("s", sort=False)["t"].max().to_dict())
+
+
+def _repeats(out: _Checked, spill: Path) -> int:
+    """Rows with values whose (sensor, time) an earlier row already had."""
+    if out.in_order:
+        return out.repeated_rows
+    # Times went back somewhere: count distinct (sensor, time) over the checked values
+    # (memory for their keys only, in this rarer case).
+    keys = []
+    with pa.OSFile(str(spill)) as source:
+        for batch in pa.ipc.open_stream(source):
+            keys.append(pd.DataFrame({"s": batch["sensor_id"].to_numpy(),
+                                      "t": batch["time_ms"].to_numpy()}))
+    distinct = len(pd.concat(keys).drop_duplicates()) if keys else 0
+    return out.rows - out.empty - distinct
 
 
 def ingest_csv(store: SosStore, t: Tenant, path: Path) -> dict[str, Any]:
@@ -190,11 +253,32 @@ def ingest_csv(store: SosStore, t: Tenant, path: Path) -> dict[str, Any]:
     spill = path.with_name(path.name + ".arrow")
     try:
         checked = _check(store, t, path, header, quoted, spill)
+        checked.merged = _repeats(checked, spill)
+        checked.records = checked.rows - checked.merged
+        if checked.merged:
+            checked.values = _distinct_values(spill, checked.batches)
         _insert(store, t, checked, spill)
     finally:
         spill.unlink(missing_ok=True)
-    return {"code": 201, "message": f"{checked.records} record(s), {checked.values} value(s) "
-            "stored", "records": checked.records, "values": checked.values}
+    message = f"{checked.records} record(s), {checked.values} value(s) stored"
+    if checked.merged:
+        # Rows of one (sensor, time) are one record: each property keeps its last value.
+        message += (f"; {checked.merged} row(s) repeated the sensor and time of an earlier "
+                    f"row and were merged into it ({checked.rows} rows read; for each "
+                    "property, the last value in the file wins)")
+    return {"code": 201, "message": message, "records": checked.records,
+            "values": checked.values, "rows": checked.rows, "merged": checked.merged}
+
+
+def _distinct_values(spill: Path, batches: list[str]) -> int:
+    """The values the file stores once repeats are merged: distinct (sensor, property,
+    time) over the spill file (read only when the file repeats a (sensor, time))."""
+    keys: dict[str, list[pd.DataFrame]] = {}
+    with pa.OSFile(str(spill)) as source:
+        for batch, pname in zip(pa.ipc.open_stream(source), batches, strict=True):
+            keys.setdefault(pname, []).append(pd.DataFrame({
+                "s": batch["sensor_id"].to_numpy(), "t": batch["time_ms"].to_numpy()}))
+    return sum(len(pd.concat(frames).drop_duplicates()) for frames in keys.values())
 
 
 def _check(store: SosStore, t: Tenant, path: Path, header: list[str], quoted: bool,
@@ -280,9 +364,11 @@ def _check(store: SosStore, t: Tenant, path: Path, header: list[str], quoted: bo
             sids = sids.to_numpy(dtype=np.int64)
             if "feature" in header:
                 _check_features(block, names, sensors, line)
+            with_value = np.zeros(n, dtype=bool)
             for pname in props_in_file:
                 cells = block[pname].to_numpy(zero_copy_only=False)
                 present = cells != ""
+                with_value |= present
                 if not present.any():
                     continue
                 ptype = out.types.get(pname) or (props[pname].type if pname in props else None)
@@ -296,8 +382,10 @@ def _check(store: SosStore, t: Tenant, path: Path, header: list[str], quoted: bo
                 out.batches.append(pname)
                 out.values += len(idx)
                 out.links.update((int(s), pname) for s in np.unique(sids[idx]))
+            _track_order(out, sids[with_value], times[with_value])
             done += n
-            out.records += n
+            out.rows += n
+            out.empty += n - int(with_value.sum())
     return out
 
 
