@@ -6,11 +6,13 @@ loop). Jobs are small Python programs; each test asserts on what the job itself 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -534,3 +536,63 @@ async def test_a_local_job_runs_unprivileged_when_the_platform_is_root(
             assert path.stat().st_uid == account.pw_uid, path
     else:
         assert int(uid) == os.getuid()
+
+
+# -- the celery executor's own behaviour ------------------------------------------------------------
+class Forwarder:
+    """A TCP forwarder from a free local port to RabbitMQ, started when asked: a broker
+    that is down at first, then comes up."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def start(self) -> None:
+        import threading
+
+        def pump(a: socket.socket, b: socket.socket) -> None:
+            with contextlib.suppress(OSError):
+                while data := a.recv(65536):
+                    b.sendall(data)
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    client, _ = self.listener.accept()
+                    upstream = socket.create_connection(("127.0.0.1", 5672))
+                    for a, b in ((client, upstream), (upstream, client)):
+                        threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        self.listener.listen()
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+async def test_a_run_handed_out_while_the_broker_is_down_waits_for_it(
+        celery_workers: str, make_job: JobMaker) -> None:
+    forwarder = Forwarder()  # nothing listens on its port yet: the broker is "down"
+    try:
+        async with worker_routes() as url:
+            ex = open_executor(f"celery://guest:guest@127.0.0.1:{forwarder.port}/"
+                               f"?queue={celery_workers}", callback_url=url)
+            try:
+                job = make_job("print('made it')")
+                execution = await ex.submit(job)
+                await anyio.sleep(2)  # the publish retries meanwhile
+                assert execution.state == "queued"
+                forwarder.start()
+                with anyio.fail_after(30):
+                    outcome = await execution.wait()
+                assert outcome.ending == "succeeded", outcome
+                assert job.stdout.read_text() == "made it\n"
+            finally:
+                await ex.close()
+    finally:
+        forwarder.close()

@@ -31,6 +31,8 @@ DEFAULT_QUEUE = "pyconnector.tasks"
 DEFAULT_BROKER = "guest:guest@127.0.0.1:5672/"
 #: jobs the platform hands out at once, unless the URL says
 DEFAULT_CONCURRENCY = 32
+#: publish attempts while the broker does not answer, about a second apart (about 30 s)
+PUBLISH_RETRIES = 30
 #: seconds of a worker's silence before its job is reported lost, unless the URL says
 DEFAULT_LOST_AFTER = 30.0
 
@@ -72,6 +74,10 @@ def celery_app(broker: str, queue: str) -> Any:
         task_default_queue=queue,
         task_ignore_result=True,  # outcomes come back over HTTP (see .remote)
         worker_prefetch_multiplier=1,  # a busy worker leaves the next job to a free one
+        # a broker restarting (seconds) delays the runs handed out meanwhile, not fails them
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": PUBLISH_RETRIES, "interval_start": 0,
+                                   "interval_step": 0.5, "interval_max": 1.0},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         # orders go over HTTP (see .remote): no pidbox queue, which two workers of one
