@@ -17,7 +17,9 @@ from .errors import (  # noqa: E402
     ConflictError,
     ConnectError,
     DataError,
+    InputError,
     NotFoundError,
+    NotJSONError,
     PayloadTooLargeError,
     PyConnectorError,
     RateLimitError,
@@ -32,6 +34,6 @@ __all__ = [
     "__version__", "connectors", "PyConnectorError", "ConfigError", "TransportError",
     "ConnectError", "TimeoutError", "APIError", "BadRequestError", "AuthenticationError",
     "NotFoundError", "ConflictError", "PayloadTooLargeError", "RateLimitError", "ServerError",
-    "DataError", "MQTTRefusedError", "MQTTUtils", "MQTTSubscriber", "MQTTPublisher",
+    "DataError", "NotJSONError", "InputError", "MQTTRefusedError", "MQTTUtils", "MQTTSubscriber", "MQTTPublisher",
     "srwsUtils", "WebSocketSubscription", "SSEStream",
 ]

@@ -14,6 +14,8 @@ The file is INI. The keys may stand under a ``[pyconnector]`` section or, as TCU
                          ; (and of any call answered 429), waiting as Retry-After says
     verify = true        ; TLS certificate check, or a CA bundle file or directory
 
+A value may be quoted (``URL = "http://127.0.0.1:8080"``): the quotes are dropped.
+
 Keyword arguments win over the file, which wins over ``PYCONNECTOR_URL``,
 ``PYCONNECTOR_API_KEY``, ``PYCONNECTOR_JWT_KEY``, ``PYCONNECTOR_DLS_KEY``, ``PYCONNECTOR_TIMEOUT``….
 """
@@ -79,7 +81,16 @@ def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} is not valid INI: {exc}") from exc
     sections = parser.sections()
     section = SECTION if parser.has_section(SECTION) else (sections[0] if sections else None)
-    return _normalise(dict(parser[section])) if section else {}
+    return _normalise({k: _unquote(v) for k, v in parser[section].items()}) if section else {}
+
+
+def _unquote(value: str) -> str:
+    """``"http://…"`` or ``'…'`` as ``http://…``: INI takes quotes literally, but people
+    write them (as in Python or shell), and no setting's value starts and ends with one."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
 
 
 def load(path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Config:

@@ -78,6 +78,23 @@ class DataError(PyConnectorError):
     """A result could not be turned into the requested shape (e.g. unparseable CSV)."""
 
 
+class NotJSONError(DataError):
+    """The answer was not the JSON the platform gives (a wrong base URL, a proxy's page).
+
+    ``status`` is its HTTP status, ``content_type`` its content type, ``url`` the URL asked.
+    """
+
+    def __init__(self, message: str, *, status: int, content_type: str, url: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.content_type = content_type
+        self.url = url
+
+
+class InputError(PyConnectorError, ValueError):
+    """A value given to the connector is not valid (checked before anything is sent)."""
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequestError, 401: AuthenticationError, 403: AuthenticationError,
     404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError, 429: RateLimitError}

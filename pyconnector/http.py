@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import ssl
 import sys
 import time
@@ -19,7 +20,14 @@ import httpx
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError, ConnectError, TimeoutError, TransportError, api_error
+from .errors import (
+    ConfigError,
+    ConnectError,
+    NotJSONError,
+    TimeoutError,
+    TransportError,
+    api_error,
+)
 
 if TYPE_CHECKING:  # formats loads pandas; plain HTTP must not (the platform imports this)
     from .formats import JSON
@@ -116,27 +124,44 @@ class HTTPCore:
     def check(response: httpx.Response) -> JSON:
         """The JSON body of a successful answer; raise for an HTTP error or a body code
         >= 400 (TCUP's SOS answers writes with HTTP 200 and the real code in the body).
-        The error names the request's method and URL."""
+        The error names the request's method and URL. An error answer that is not the
+        platform's JSON (a web server or proxy at a wrong base URL) is told by its content
+        type and a short excerpt, never dumped whole."""
         body: JSON = None
-        if response.headers.get("content-type", "").startswith("application/json"):
+        if _is_json(response):
             try:
                 body = response.json()
             except ValueError:
                 body = None
         where = {"method": response.request.method, "url": str(response.request.url)}
         if response.status_code >= 400:
-            message = body.get("message") if isinstance(body, dict) else None
-            raise api_error(response.status_code, message or response.text[:500] or
-                            response.reason_phrase, body, **where)
+            said = body.get("message") if isinstance(body, dict) else None
+            if not isinstance(said, str):
+                message = _foreign(response)
+            elif response.status_code == 404 and said == "Not Found":
+                # The platform's answer for a path it has no route for.
+                message = ("Not Found: the platform has no such path; is the base URL "
+                           "right? (it is the address that answers /health)")
+            else:
+                message = said
+            raise api_error(response.status_code, message, body, **where)
         if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
             raise api_error(body["code"], str(body.get("message", "")), body, **where)
         return body
 
     def request(self, method: str, path: str, **kwargs: Any) -> JSON:
-        """Send and return the checked JSON body (``None`` for an answer that is not JSON);
-        ``kwargs`` go to :meth:`httpx.Client.build_request` (``params``, ``json``…)."""
+        """Send and return the checked JSON body (``None`` for an empty answer); an answer
+        that is not JSON raises :class:`~pyconnector.NotJSONError`. ``kwargs`` go to
+        :meth:`httpx.Client.build_request` (``params``, ``json``…)."""
         response = self._send(method, path, **kwargs)
-        return self.check(response)
+        body = self.check(response)
+        if body is None and response.content.strip():
+            raise NotJSONError(
+                f"{method} {response.request.url} answered {_foreign(response, status=True)}"
+                "; the platform answers JSON: is the base URL right?",
+                status=response.status_code, content_type=_content_type(response),
+                url=str(response.request.url))
+        return body
 
     def get_bytes(self, path: str, **kwargs: Any) -> bytes:
         """The body of a successful GET, whole."""
@@ -198,6 +223,42 @@ class HTTPCore:
 
         headers = {"content-length": str(size), **kwargs.pop("headers", {})}
         return self.request(method, path, content=chunks(), headers=headers, **kwargs)
+
+
+EXCERPT = 120  # characters of a foreign answer quoted in an error
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+
+
+def _is_json(response: httpx.Response) -> bool:
+    kind = _content_type(response)
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _excerpt(text: str) -> str:
+    """The start of an answer as one short line: markup and runs of blanks dropped."""
+    if "<" in text:
+        text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", text)
+        text = re.sub(r"(?s)<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT else text[:EXCERPT - 1] + "…"
+
+
+def _foreign(response: httpx.Response, status: bool = False) -> str:
+    """An answer that is not the platform's, described: who may have sent it (a 404
+    from elsewhere: the base URL points past the platform), its content type and a short
+    excerpt; with ``status``, the status first."""
+    text = _excerpt(response.text) if response.content else ""
+    what = f"{_content_type(response)}, starting {text!r}" if text else \
+        f"{_content_type(response)}, empty"
+    head = f"{response.status_code} " if status else ""
+    if response.status_code == 404:
+        return (f"{head}Not Found from a server that is not a pyconnector platform ({what}): "
+                "is the base URL right? (it is the address that answers /health)")
+    reason = response.reason_phrase or "answer"
+    return f"{head}{reason}, not the platform's JSON ({what})"
 
 
 class ProgressBar(Protocol):

@@ -24,7 +24,8 @@ from .formats import (
     render,
 )
 from .http import HTTPCore
-from .times import TimeLike, format_iso, parse_time
+from .payloads import time_ms
+from .times import TimeLike, format_iso
 
 BASE = "/api/sos/v2.0"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -37,11 +38,12 @@ def _path(kind: str, name: str) -> str:
     return f"{BASE}/{kind}/{quote(name, safe='')}"
 
 
-def _time(value: TimeLike | None) -> str | None:
+def _time(value: TimeLike | None, field: str) -> str | None:
     if value is None:
         return None
+    ms = time_ms(value, field)  # a bad time fails here, naming the accepted forms
     if isinstance(value, datetime):
-        return format_iso(parse_time(value))
+        return format_iso(ms)
     return str(value)
 
 
@@ -260,7 +262,8 @@ class SensorObservation:
     @staticmethod
     def data(sensor: str, outputs: dict[str, Any], feature: str | None = None,
              time: TimeLike | None = None) -> JSONObject:
-        """A TCUP observation body for one record (time defaults to now)."""
+        """A TCUP observation body for one record (time defaults to now); a time in none
+        of the accepted forms raises :class:`pyconnector.InputError` listing them."""
         return payloads.observation(sensor, outputs, feature, time)
 
     def insertObservation(self, observations: dict[str, Any] | list[dict[str, Any]],  # noqa: N802
@@ -295,8 +298,8 @@ class SensorObservation:
             return list(x) if isinstance(x, (list, tuple, set)) else x
 
         return _drop_none({
-            "feature": feature, "sensor": many(sensor), "start": _time(start),
-            "end": _time(end), "latest": latest, "property": many(properties),
+            "feature": feature, "sensor": many(sensor), "start": _time(start, "start"),
+            "end": _time(end, "end"), "latest": latest, "property": many(properties),
             "filter": many(filter), "order": order, "limit": limit, "offset": offset,
             "cursor": cursor})
 
