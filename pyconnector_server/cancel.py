@@ -124,3 +124,16 @@ class CancelOnDisconnect:
         finally:
             task.cancel()
             current.reset(token)
+
+
+@contextmanager
+def finish_anyway() -> Iterator[None]:
+    """Store calls in the block run to their end even when the client goes meanwhile: an
+    operation of several steps (a copy, a delete, a workflow's prepare or abort) stopped
+    half-way would leave a copy half made, a task deleted but for its row, a run queued
+    that nothing will start. Such steps are short; nobody gets the answer."""
+    token = current.set(None)
+    try:
+        yield
+    finally:
+        current.reset(token)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -24,7 +23,7 @@ from starlette.types import Message
 
 from ..auth import Tenant
 from ..bodies import documented, json_body
-from ..cancel import current as request_cancellation
+from ..cancel import finish_anyway
 from ..clock import now_ms
 from ..deps import Auth, call, state
 from ..errors import APIError, bad_request, not_found
@@ -90,19 +89,6 @@ class Action(BaseModel):
     warning: str | None = None
 
 
-@contextmanager
-def _whole() -> Iterator[None]:
-    """Store calls in the block run to their end even when the client goes meanwhile
-    (CancelOnDisconnect cancels a request's database work): an operation of several
-    steps stopped half-way leaves a copy half made, a task deleted but for its row, a
-    run queued that nothing will start. Their steps are short; nobody gets the answer."""
-    token = request_cancellation.set(None)
-    try:
-        yield
-    finally:
-        request_cancellation.reset(token)
-
-
 # -- projects ---------------------------------------------------------------------------------
 @router.post("/projects", status_code=201, summary="Create a project",
              responses=answers(Project, 201, "Created", 409))
@@ -128,7 +114,7 @@ async def get_project(project: str = ProjectRef, t: Tenant = Auth, r: Runner = T
                responses=answers(Done, 200, "Deleted", 404))
 async def delete_project(project: str = ProjectRef, t: Tenant = Auth,
                          r: Runner = Tasks) -> Any:
-    with _whole():
+    with finish_anyway():
         ids = await call(r.store.task_ids_of_project, t, project)
         for task_id in ids:  # no more slots, then no more runs
             await call(r.store.update_task, task_id, next_fire_ms=None)
@@ -167,7 +153,7 @@ async def get_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Au
                responses=answers(Done, 200, "Deleted", 404))
 async def delete_task(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                       r: Runner = Tasks) -> Any:
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         await call(r.store.update_task, row.id, next_fire_ms=None)
         await r.stop(row.id)
@@ -275,7 +261,7 @@ async def deploy(request: Request, project: str = ProjectRef, job: str = TaskRef
     except BaseException:
         await call(shutil.rmtree, staged, True)
         raise
-    with _whole():  # the row says deployed: its files follow, client or no client
+    with finish_anyway():  # the row says deployed: its files follow, client or no client
         await call(_swap, staged, r.bundle_dir(t.id, row.id))
         await call(r.files.deployed, t.id, row.id, deployed_ms)  # shared with other processes
         return await call(r.store.task, t, project, job)
@@ -373,7 +359,7 @@ def _act(row: Any, message: str, status: str, number: int | None = None) -> dict
              responses=answers(Action, 200, "Started", 404, 409))
 async def start(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                 r: Runner = Tasks) -> Any:
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         number = await r.start(row, "start")
         return _act(row, f"task T{row.id} run {number} started", "RUNNING", number)
@@ -383,7 +369,7 @@ async def start(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
              responses=answers(Action, 200, "Restarted", 404, 409))
 async def restart(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                   r: Runner = Tasks) -> Any:
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         await r.stop(row.id)
         number = await r.start(row, "restart")
@@ -394,7 +380,7 @@ async def _halt(t: Tenant, project: str, job: str, r: Runner, *,
                 cancel: bool) -> dict[str, Any]:
     """Stop the task's runs; to cancel, end its schedule first (no slot fires while the
     runs stop) and leave it CANCELLED."""
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         if cancel:
             await call(r.store.update_task, row.id, next_fire_ms=None)
@@ -424,7 +410,7 @@ async def cancel(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth
 async def _hold(t: Tenant, project: str, job: str, r: Runner, *,
                 pause: bool) -> dict[str, Any]:
     """Pause (or resume) the task's running processes and its schedule."""
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         if pause:
             n, status = await r.pause(row.id), "PAUSED"
@@ -457,7 +443,7 @@ async def resume(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth
                  TaskOut, 201, "The copy", 404, 409))
 async def copy(project: str = ProjectRef, job: str = TaskRef, t: Tenant = Auth,
                body: CopyIn = json_body(CopyIn, ""), r: Runner = Tasks) -> Any:
-    with _whole():
+    with finish_anyway():
         row = await call(r.store.task_row, t, project, job)
         target = body.projectId or project
         new_name = body.jobName or f"{row.name}-copy"

@@ -8,8 +8,6 @@ an instance's state does not allow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -18,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from ..auth import Tenant
 from ..bodies import json_body
-from ..cancel import current as request_cancellation
+from ..cancel import finish_anyway
 from ..clock import now_ms
 from ..deps import Auth, call, state
 from ..errors import APIError, bad_request
@@ -94,19 +92,6 @@ class HistoryEntry(BaseModel):
     endedOn: str | None  # noqa: N815
 
 
-@contextmanager
-def _whole() -> Iterator[None]:
-    """Store calls in the block run to their end even when the client goes meanwhile
-    (CancelOnDisconnect cancels a request's database work): a prepare stopped half-way
-    left copies without their files, a delete left the copies of the instances it
-    deleted, an abort left their steps running. (As the Task Service's routes do.)"""
-    token = request_cancellation.set(None)
-    try:
-        yield
-    finally:
-        request_cancellation.reset(token)
-
-
 # -- definitions ------------------------------------------------------------------------------
 @router.post("/definitions", status_code=201, summary="Save a process definition (the same "
              "name, version and graph again: 200 with the saved one)",
@@ -149,7 +134,7 @@ async def get_definition(name: str = ProcessName, version: str = ProcessVersion,
                "stopped) and their copied tasks", responses=answers(Done, 200, "Deleted", 404))
 async def delete_definition(name: str = ProcessName, version: str = ProcessVersion,
                             t: Tenant = Auth, e: Engine = Flows) -> Any:
-    with _whole():
+    with finish_anyway():
         copies = await call(e.store.delete_definition, t, name, version)
         await _forget_tasks(e.runner, t, copies)
     return {"code": 200, "message": f"{name!r} version {version!r} deleted with "
@@ -171,7 +156,7 @@ async def set_recovery(name: str = ProcessName, version: str = ProcessVersion,
 async def prepare(name: str = ProcessName, version: str = ProcessVersion, t: Tenant = Auth,
                   e: Engine = Flows) -> Any:
     d = await call(e.store.definition_row, t, name, version)
-    with _whole():
+    with finish_anyway():
         iid, copies = await call(e.store.prepare, t, d)
         for base, copy in copies:
             row = await call(e.runner.store.row_by_id, copy)
@@ -255,7 +240,7 @@ async def resume(instance: str = InstanceRef, t: Tenant = Auth, e: Engine = Flow
 @router.post(INST_PATH + "/abort", summary="Stop the instance: its running tasks are "
              "stopped, no more start", responses=answers(Done, 200, "Aborted", 404, 409))
 async def abort(instance: str = InstanceRef, t: Tenant = Auth, e: Engine = Flows) -> Any:
-    with _whole():
+    with finish_anyway():
         done = await _move(e, t, instance, ("PREPARED", "RUNNING", "PAUSED"), "ABORTED",
                            "aborted", ended_ms=now_ms())
         row = await call(e.store.instance_row, t, instance)
@@ -289,7 +274,7 @@ async def recover(instance: str = InstanceRef, t: Tenant = Auth, e: Engine = Flo
                responses=answers(Done, 200, "Deleted", 404, 409))
 async def delete_instance(instance: str = InstanceRef, t: Tenant = Auth,
                           e: Engine = Flows) -> Any:
-    with _whole():
+    with finish_anyway():
         copies = await call(e.store.delete_instance, t, instance)
         await _forget_tasks(e.runner, t, copies)
     return {"code": 200, "message": f"instance {instance} deleted with {len(copies)} "
