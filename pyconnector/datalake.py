@@ -217,7 +217,7 @@ class Datalake:
             headers=self._headers({"content-type": ctype})))
 
     # What getFile gives: 'json' records, 'dataframe' a DataFrame, 'table'/'csv' text,
-    # whatever the URIs; 'bytes' and 'file' one item for one URI, a list for several.
+    # whatever the URIs; 'bytes' and 'file' one item for a URI string, a list for a list.
     @overload
     def getFile(self, fileUri: Uris, responseType: Literal["json"] = "json",
                 target: str | os.PathLike[str] | None = None, format: str | None = None,
@@ -238,8 +238,13 @@ class Datalake:
                 target: str | os.PathLike[str] | None = None, format: str | None = None,
                 byteRange: tuple[int, int | None] | None = None,
                 progress: bool | None = None, **readOptions: Any) -> bytes: ...
-    @overload  # a list of one URI gives its bytes, not a list
-    def getFile(self, fileUri: Iterable[str], responseType: Literal["bytes"],
+    @overload  # a list, even of one URI, gives a list
+    def getFile(self, fileUri: UriList, responseType: Literal["bytes"],
+                target: str | os.PathLike[str] | None = None, format: str | None = None,
+                byteRange: tuple[int, int | None] | None = None,
+                progress: bool | None = None, **readOptions: Any) -> list[bytes]: ...
+    @overload
+    def getFile(self, fileUri: Uris, responseType: Literal["bytes"],
                 target: str | os.PathLike[str] | None = None, format: str | None = None,
                 byteRange: tuple[int, int | None] | None = None,
                 progress: bool | None = None, **readOptions: Any) -> bytes | list[bytes]: ...
@@ -272,16 +277,21 @@ class Datalake:
           or JSON (``.json``, ``.jsonl``); ``format=`` overrides, and ``readOptions`` go
           to the pandas reader. Several URIs give one table of all their rows, with a
           ``fileUri`` column first.
-        * ``'file'``: save to ``target`` (a directory, default the current one, or for
-          one URI a file path) and return the path (a list of paths for several URIs).
+        * ``'file'``: save to ``target`` and return the path. ``target`` is a directory
+          (created if missing) when it ends with ``/``, already is one, or several URIs
+          are given; else, for one URI, the file's path (its directory created if
+          missing). Default: the current directory.
         * ``'bytes'``: the bytes (``byteRange=(start, end)``, end exclusive, for a part).
+
+        ``'bytes'`` and ``'file'`` answer as they are asked: one value for a URI string,
+        a list for a list of URIs (even of one).
         """
         uris = _uris(fileUri)
         rt = (responseType or "json").lower()
         range_header = self._range(byteRange)
         if rt == "bytes":
             out = [self._bytes(u, range_header) for u in uris]
-            return out[0] if isinstance(fileUri, str) or len(out) == 1 else out
+            return out[0] if isinstance(fileUri, str) else out
         if rt == "file":
             paths = [self._save(u, self._dest(u, target, len(uris)), range_header, progress)
                      for u in uris]
@@ -336,14 +346,22 @@ class Datalake:
 
     @staticmethod
     def _dest(uri: str, target: str | os.PathLike[str] | None, count: int) -> Path:
+        """Where ``uri`` is saved: in ``target`` when it is a directory (it ends with a
+        separator, is one already, or several files go there), created if missing; else
+        at ``target``, its directory created if missing."""
         name = PurePosixPath(uri).name
         if target is None:
             return Path.cwd() / name
-        t = Path(target)
-        if t.is_dir() or count > 1:
-            t.mkdir(parents=True, exist_ok=True)
-            return t / name
-        return t
+        raw = os.fspath(target)
+        t = Path(raw).expanduser()
+        into = raw.endswith(("/", os.sep)) or t.is_dir() or count > 1
+        folder = t if into else t.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PyConnectorError(f"target: cannot make directory {str(folder)!r}: "
+                                   f"{exc.strerror}") from exc
+        return t / name if into else t
 
     def _save(self, uri: str, dest: Path, range_header: dict[str, str],
               progress: bool | None) -> Path:

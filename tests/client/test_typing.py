@@ -51,6 +51,10 @@ with pyconnector.connectors(api_key="k", URL="http://127.0.0.1:8000") as conn:
     assert_type(dls.getFile("t/u/a.csv", "bytes"), bytes)
     assert_type(dls.getFile("t/u/a.csv", "file"), Path)
     assert_type(dls.getFile(["t/u/a.csv", "t/u/b.csv"], "file"), list[Path])
+    # The same shape for the same input: a list (even of one URI) gives a list.
+    assert_type(dls.getFile(["t/u/a.csv"], "bytes"), list[bytes])
+    assert_type(dls.getFile(["t/u/a.csv"], "file"), list[Path])
+    assert_type(dls.downloadFile("t/u/a.csv", "downloads/"), Path)
     assert_type(dls.searchFile(text="x", responseType="table"), str)
 
     wf = conn.Workflow(taskList=[("T1", "T2")], processName="p", processVersion="v1")
