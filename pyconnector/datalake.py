@@ -3,6 +3,9 @@
 Files are named by URIs ``<tenant>/<user>/[<directory>/][<savepoint>/]<filename>``
 (see docs/datalake.md). Every call sends your DLS user key as ``x-dls-key``; the admin
 calls (``createUser``…) need the tenant administrator's API key (role ``admin``) instead.
+With no DLS key, calls go with the API key alone: the tenant administrator's key then acts
+as the tenant's administrator user ``dlsadmin`` (the guide's ``connectors(api_key=…,
+URL=…)``); any other key gets the server's 403 saying to send a DLS key.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
-from .errors import ConfigError, DataError, PyConnectorError
+from .errors import DataError, PyConnectorError
 from .http import HTTPCore, _progress
 from .times import TimeLike
 
@@ -163,10 +166,10 @@ class Datalake:
 
     # -- plumbing -----------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        if not self.dls_key:
-            raise ConfigError("no DLS key: pass conn.Datalake(dlsKey='…'), or set dls_key in "
-                              "the config file or PYCONNECTOR_DLS_KEY")
-        return {"x-dls-key": self.dls_key, **(extra or {})}
+        # No DLS key: the server decides (the tenant admin's API key acts as `dlsadmin`,
+        # another key gets 403 naming the x-dls-key header).
+        own = {"x-dls-key": self.dls_key} if self.dls_key else {}
+        return {**own, **(extra or {})}
 
     def _call(self, method: str, path: str, **kwargs: Any) -> JSON:
         headers = self._headers(kwargs.pop("headers", None))

@@ -2,6 +2,10 @@
 
 Every call carries ``x-api-key`` (the tenant) and ``x-dls-key`` (the user), as TCUP's DLS
 wants: a missing or unknown API key is 401, a missing DLS key 403, an unknown one 401.
+One exception, so that the guide's connection line (an API key and nothing else) reaches
+the Data Lake: the tenant administrator's API key (role ``admin``) without a DLS key acts
+as the tenant's administrator user ``dlsadmin`` (:data:`~.store.ADMIN_USER`, made on its
+first call). An ``app`` key gains nothing: without a DLS key it is still 403.
 The ``/admin`` routes are the tenant administrator's: an API key with role ``admin``
 (any other key gets 403); a user changes its own key with ``POST /user/key``. Answers
 use real HTTP codes (no "200 with the code in the body" as SOS does); bulk calls answer
@@ -33,7 +37,7 @@ from . import form as fb
 from . import validate as v
 from .bodies import MetadataUpdate, RelationIn, ShareIn, UserIn
 from .query import CatalogQuery
-from .store import DatalakeStore, DlsUser, dls_error
+from .store import ADMIN_USER, DatalakeStore, DlsUser, dls_error
 
 PREFIX = "/api/dls"
 DLS_KEY_HEADER = "x-dls-key"
@@ -45,17 +49,39 @@ router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
 store = state("dls", DatalakeStore)
 
 
-@secured("ApiKey", "DlsKey", forbids=True)
-def caller(request: Request, t: Tenant = Auth) -> DlsUser:
-    """FastAPI dependency: the DLS user the request authenticates as."""
-    key = request.headers.get(DLS_KEY_HEADER)
-    if not key:
-        raise dls_error(403, "not.authorized",
-                        f"send your DLS user key in the '{DLS_KEY_HEADER}' header")
+def _keyed_user(request: Request, t: Tenant, key: str) -> DlsUser:
     u = request.app.state.dls.user_for_key(t, key)
     if u is None:
         raise dls_error(401, "not.authenticated", "unknown DLS key")
     return u
+
+
+@secured("ApiKey", "DlsKey", forbids=True)
+def caller(request: Request, k: ApiKey = AuthKey) -> DlsUser:
+    """FastAPI dependency: the DLS user the request authenticates as: the owner of its
+    ``x-dls-key``, or, with the tenant administrator's API key and no DLS key, the
+    tenant's administrator user ``dlsadmin``."""
+    key = request.headers.get(DLS_KEY_HEADER)
+    if key:
+        return _keyed_user(request, k.tenant, key)
+    if k.is_admin:
+        return request.app.state.dls.admin_user(k.tenant)
+    raise dls_error(403, "not.authorized",
+                    f"send your DLS user key in the '{DLS_KEY_HEADER}' header (only the "
+                    f"tenant administrator's API key goes without one, as user '{ADMIN_USER}')")
+
+
+@secured("ApiKey", "DlsKey", forbids=True)
+def keyed_caller(request: Request, t: Tenant = Auth) -> DlsUser:
+    """FastAPI dependency: the DLS user whose own ``x-dls-key`` the request sends (no
+    stand-in for the administrator: a key is changed only by one who holds it)."""
+    key = request.headers.get(DLS_KEY_HEADER)
+    if not key:
+        raise dls_error(403, "not.authorized",
+                        f"send your DLS user key in the '{DLS_KEY_HEADER}' header (the "
+                        f"tenant administrator gives '{ADMIN_USER}' a key with POST "
+                        f"{PREFIX}/admin/users/{ADMIN_USER}/key)")
+    return _keyed_user(request, t, key)
 
 
 @secured("ApiKey", forbids=True)
@@ -71,6 +97,7 @@ def admin(k: ApiKey = AuthKey) -> Tenant:
 
 
 Caller = Depends(caller)
+KeyedCaller = Depends(keyed_caller)
 Admin = Depends(admin)
 Store = Depends(store)
 FileUri = Query(..., alias="file-uri", description="<tenant>/<user>/[<directory>/]"
@@ -467,7 +494,7 @@ async def delete_relation(source: str, target: str, relation: str | None = None,
 @router.post("/user/key", summary="A new key for the calling DLS user, the old one stops",
              description="x-api-key and your own x-dls-key; answers your new key, shown once.",
              responses=answers(a.UserKey, 200, "The new key"))
-async def new_own_key(u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
+async def new_own_key(u: DlsUser = KeyedCaller, s: DatalakeStore = Store) -> Any:
     return await call(s.new_own_key, u)
 
 

@@ -68,6 +68,10 @@ class Target:
         return v.join_path(self.directory, self.savepoint, self.filename)
 
 
+# The tenant's administrator user: its admin API key acts as this user when it sends no
+# DLS key (the guide's URIs name it: user1/dlsadmin/…).
+ADMIN_USER = "dlsadmin"
+
 # An APPEND that finds the file changed when it commits starts again this many times.
 APPEND_TRIES = 3
 
@@ -165,6 +169,21 @@ class DatalakeStore:
                                 "delete them first", "user")
             conn.execute(sa.delete(user).where(user.c.id == uid))
         return {"code": 200, "message": "deleted", "user": name}
+
+    def admin_user(self, t: Tenant) -> DlsUser:
+        """The tenant's administrator user :data:`ADMIN_USER`, as whom its admin API key
+        acts without a DLS key; made on first use, with a key nobody holds (``POST
+        /admin/users/dlsadmin/key`` gives one). A user of that name made before is it."""
+        with self.db.read() as conn:
+            uid = self._user_id(conn, t, ADMIN_USER)
+        if uid is None:
+            with self.db.write() as conn:  # two first calls at once: one row (the unique name)
+                _insert_ignore(conn, tenant_storage, tenant_id=t.id)
+                _insert_ignore(conn, user, tenant_id=t.id, name=ADMIN_USER,
+                               key_hash=hash_key(secrets.token_hex(32)), created_ms=now_ms())
+                uid = self._user_id(conn, t, ADMIN_USER)
+        assert uid is not None
+        return DlsUser(uid, ADMIN_USER, t)
 
     def user_for_key(self, t: Tenant, key: str) -> DlsUser | None:
         with self.db.read() as conn:
