@@ -111,13 +111,57 @@ def _apikey(db: Any, action: str, tenant: str, args: dict[str, Any]) -> None:
         print(f"revoked key {k.id} ({k.prefix or 'no prefix'}, {k.role}) of tenant {tenant!r}")
 
 
-def _open_db(settings: Settings) -> Any:
-    from .db import Database
+class CommandError(Exception):
+    """A failure the command reports as one line on stderr, with exit status 2."""
 
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+
+def _data_dir(path: Path) -> None:
+    """Make the data directory and check it takes files, or raise :class:`CommandError`."""
+    import tempfile
+
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(0, "it is a file, not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise CommandError(f"the data directory {str(path)!r} is not writable "
+                           f"({exc.strerror or exc}); pass --data-dir with a directory you "
+                           "can write to") from exc
+
+
+def _open_db(settings: Settings) -> Any:
+    import sqlalchemy as sa
+
+    from .db import Database, connect_error
+
+    _data_dir(settings.data_path)
     db = Database(settings.database_url)
-    db.migrate()
+    try:
+        db.migrate()
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        db.close()
+        raise connect_error(settings.database_url, exc) from exc
     return db
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or :class:`CommandError` naming what is wrong."""
+    import errno
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(f"port {port} on {host} is in use (another pyconnector "
+                               "serve?); pick another with --port, or --port 0 for any "
+                               "free one") from exc
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
 def serve(settings: Settings, services: Sequence[Service] | None = None) -> None:
@@ -128,16 +172,19 @@ def serve(settings: Settings, services: Sequence[Service] | None = None) -> None
     from .auth import create_api_key, has_tenants
     from .httpserver import ConnectionLimits, protocol_class
 
-    db = _open_db(settings)
+    # The port first: a first start that cannot listen must not use up the printed key.
+    sock = _listen(settings.host, settings.port)
+    try:
+        db = _open_db(settings)
+    except BaseException:
+        sock.close()
+        raise
     try:
         if not has_tenants(db):
             key = create_api_key(db, "default")
             print(f"First start: created tenant 'default' with API key {key}", flush=True)
     finally:
         db.close()
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
     port = sock.getsockname()[1]
     settings = dataclasses.replace(settings, port=port)  # --port 0: the one picked
     print(f"pyconnector platform listening on http://{settings.host}:{port}", flush=True)
@@ -181,6 +228,17 @@ def main(argv: Sequence[str] | None = None,
     except SettingsError as exc:
         print(f"pyconnector {command}: error: {exc}", file=sys.stderr)
         return 2
+    from .db import DatabaseError
+
+    try:
+        return _run(command, action, tenant, concurrency, settings, services, args)
+    except (CommandError, DatabaseError) as exc:
+        print(f"pyconnector {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(command: str, action: Any, tenant: Any, concurrency: Any, settings: Settings,
+         services: Sequence[Service], args: dict[str, Any]) -> int:
     if command == "serve":
         serve(settings, services)
         return 0

@@ -80,6 +80,39 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+SCHEMES = ("sqlite", "postgresql")  # the stores the platform runs on
+
+
+class DatabaseError(Exception):
+    """The store cannot be used (unsupported URL, a database that does not exist, a
+    server that does not answer): its message is one line for the command line."""
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True).replace("postgresql+psycopg://",
+                                                            "postgresql://")
+
+
+def connect_error(url: str | sa.URL, exc: Exception) -> DatabaseError:
+    """``exc`` (raised opening ``url``) as a one-line :class:`DatabaseError`: a missing
+    PostgreSQL database says so and shows the ``createdb`` line that makes it."""
+    u = sa.make_url(url)
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = next((line.strip() for line in text.splitlines() if "FATAL" in line),
+                 text.splitlines()[0] if text else type(exc).__name__)
+    if u.get_backend_name() == "postgresql" and "does not exist" in text and (
+            f'database "{u.database}"' in text):
+        opts = " ".join(f"{flag} {value}" for flag, value in (
+            ("-h", u.host), ("-p", u.port), ("-U", u.username)) if value)
+        return DatabaseError(f"database {u.database!r} does not exist on "
+                             f"{u.host or 'localhost'}:{u.port or 5432}; create it with: "
+                             f"createdb {opts + ' ' if opts else ''}{u.database}")
+    if u.get_backend_name() == "sqlite":
+        return DatabaseError(f"cannot open the SQLite store {u.database}: {first}")
+    return DatabaseError(f"cannot connect to the database {_shown(u)}: "
+                         f"{first.removeprefix('FATAL:').strip()}")
+
+
 class Database:
     """Engine, transactions (bounded in time, cancelled with their request) and Arrow reads.
 
@@ -89,8 +122,16 @@ class Database:
     """
 
     def __init__(self, url: str, statement_timeout: float = 30) -> None:
-        self.url = sa.make_url(url)
+        try:
+            self.url = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise DatabaseError(f"not a database URL: {url!r}; use sqlite:///path or "
+                                "postgresql://user@host:port/name") from exc
         self.dialect = self.url.get_backend_name()  # "sqlite" or "postgresql"
+        if self.dialect not in SCHEMES:
+            raise DatabaseError(f"unsupported database {self.url.drivername}://…: supported "
+                                "are sqlite:///path (the default, in --data-dir) and "
+                                "postgresql://user@host:port/name")
         self.statement_timeout = statement_timeout
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
