@@ -57,6 +57,7 @@ class Active:
     execution: Execution
     waiter: asyncio.Task[None] | None = None
     paused: bool = False
+    stopping: bool = False  # asked to stop by another process (see Runner.obey)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Runner:
     blobs: BlobStore | None = None
     #: called after each run of this process has ended (the workflow engine moves on)
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    _stopping: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- where things are --------------------------------------------------------------
     def open(self) -> None:
@@ -255,7 +257,9 @@ class Runner:
         return [a for (tid, _), a in self.active.items() if tid == task_id]
 
     async def stop(self, task_id: int) -> int:
-        """Stop the task's runs in this process; how many."""
+        """Stop the task's runs: those of this process now, those of other processes
+        sharing the database at their next look (:meth:`obey`); how many there were."""
+        elsewhere = await call(self.store.request_stop, task_id, self.owner)
         runs = self.runs_of(task_id)
         for a in runs:
             await a.execution.stop()
@@ -263,7 +267,20 @@ class Runner:
             if a.waiter is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await a.waiter
-        return len(runs)
+        return len(runs) + elsewhere
+
+    async def obey(self) -> None:
+        """Stop this process's runs that another process was asked to stop, or whose
+        task was deleted meanwhile (their rows went with it). The scheduler calls this
+        on each tick."""
+        if not self.active:
+            return
+        wanted = await call(self.store.unstopped_runs, self.owner)
+        for key, a in list(self.active.items()):
+            if key not in wanted and a.execution.state != "ended" and not a.stopping:
+                a.stopping = True
+                self._stopping.add(task := asyncio.create_task(a.execution.stop()))
+                task.add_done_callback(self._stopping.discard)
 
     async def pause(self, task_id: int) -> int:
         runs = [a for a in self.runs_of(task_id) if a.execution.state == "running"]

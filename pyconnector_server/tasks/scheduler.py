@@ -77,6 +77,7 @@ class Scheduler:
         while True:
             try:
                 await self.tick()
+                await self.runner.obey()  # stops asked of this process's runs elsewhere
             except Exception:  # a bug must not stop every schedule: say it, go on
                 log.exception("task scheduler: a tick failed")
             await asyncio.sleep(TICK_SECONDS)

@@ -235,6 +235,23 @@ class TaskStore:
             raise not_found(f"run {number}")
         return run_view(row)
 
+    def request_stop(self, task_id: int, owner_id: str) -> int:
+        """Ask for the task's unfinished runs of other processes to be stopped; how
+        many there are (their processes see it in :meth:`unstopped_runs`)."""
+        with self.db.write() as conn:
+            return conn.execute(sa.update(run).where(
+                run.c.task_id == task_id, run.c.owner != owner_id,
+                run.c.state.in_(("queued", "running", "paused"))).values(
+                    stop_requested=True)).rowcount
+
+    def unstopped_runs(self, owner_id: str) -> set[tuple[int, int]]:
+        """(task id, number) of the owner's unfinished runs nobody asked to stop."""
+        with self.db.read() as conn:
+            return {(r.task_id, r.number) for r in conn.execute(
+                sa.select(run.c.task_id, run.c.number).where(
+                    run.c.owner == owner_id, run.c.stop_requested.is_(False),
+                    run.c.state.in_(("queued", "running", "paused"))))}
+
     def latest_success(self, task_id: int) -> int | None:
         with self.db.read() as conn:
             return conn.execute(sa.select(sa.func.max(run.c.number)).where(

@@ -69,6 +69,9 @@ run = sa.Table(
     sa.Column("exit_code", sa.Integer),
     sa.Column("reason", sa.Text, nullable=False, default=""),
     sa.Column("owner", sa.String(32), nullable=False),  # the platform process running it
+    # another process was asked to stop it: its owner stops it (Runner.obey)
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
     sa.Column("queued_ms", sa.BigInteger, nullable=False),
     sa.Column("started_ms", sa.BigInteger),
     sa.Column("ended_ms", sa.BigInteger),

@@ -6,11 +6,14 @@ everywhere; without one, a run of another process's deploy fails saying what to 
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from conftest import Server, start_server, wait_for
 
@@ -128,3 +131,47 @@ def test_without_a_shared_store_a_run_of_another_process_deploy_says_so(
     finally:
         b.stop()
         a.stop()
+
+
+LONG = b"import time\nprint('up', flush=True)\ntime.sleep(120)\n"
+
+
+@pytest.mark.parametrize("how", ["stop", "delete"])
+def test_a_run_in_one_process_is_stopped_or_deleted_through_another(
+        pair: tuple[Server, Server, Path], how: str) -> None:
+    a, b, _ = pair
+    key = a.new_key()
+    with _client(a, key) as ca, _client(b, key) as cb:
+        path = _deploy(ca, "long", LONG)
+        number = cb.post(f"{path}/start").json()["run"]  # b runs it
+        wait_for("the run to start", lambda: cb.get(f"{path}/runs/{number}").json()[
+            "state"] == "running", timeout=30)
+        pid = _pid_of(b, path)
+        if how == "stop":
+            r = ca.post(f"{path}/stop")
+            assert r.status_code == 200 and "1 run(s) stopped" in r.json()["message"]
+            wait_for("b to stop its run", lambda: ca.get(f"{path}/runs/{number}").json()[
+                "state"] == "stopped", timeout=15)
+        else:
+            assert ca.delete(path).status_code == 200
+        wait_for("the task's process to end", lambda: not _running(pid), timeout=15)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _pid_of(server: Server, path: str) -> int:
+    """The pid of the one process of ``server`` running ``path``'s task (its working
+    directory is under the server's run directory, named after its data dir)."""
+    task_id = path.rsplit("/", 1)[1]
+    digest = hashlib.sha256(str(server.data_dir.resolve()).encode()).hexdigest()[:12]
+    root = str(Path(tempfile.gettempdir()) / f"pyconnector-runs-{digest}")
+    found = [p for p in psutil.process_iter(["environ", "cwd"])
+             if (p.info["environ"] or {}).get("PYCONNECTOR_TASK") == task_id
+             and (p.info["cwd"] or "").startswith(root)]
+    assert len(found) == 1, found
+    return int(found[0].pid)
