@@ -108,8 +108,9 @@ def test_errors_are_pyconnector_errors(dls, server, tmp_path: Path) -> None:
     with pytest.raises(pyconnector.BadRequestError, match="directory"):
         dls.uploadFile(src, directory="../up")
     with pyconnector.connectors(api_key=server.new_key(dls.tenant), URL=server.url) as nokey:
-        with pytest.raises(pyconnector.ConfigError, match="no DLS key"):
-            nokey.Datalake().getRelation()
+        with pytest.raises(pyconnector.AuthenticationError, match="x-dls-key") as err:
+            nokey.Datalake().getRelation()  # an application key alone: refused
+        assert err.value.status == 403
         with pytest.raises(pyconnector.AuthenticationError) as err:
             nokey.Datalake(dlsKey="0" * 64).getRelation()
     assert err.value.status == 401

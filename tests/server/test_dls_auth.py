@@ -27,11 +27,14 @@ def test_missing_or_unknown_api_key_is_401(dls: Dls, method: str, path: str) -> 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_missing_dls_key_is_403_unknown_is_401(dls: Dls, method: str, path: str) -> None:
+    # An application key alone is refused; the tenant administrator's key alone acts as
+    # the tenant's user dlsadmin (test_dls_admin_user.py).
     c = dls.api.client
-    r = c.request(method, DLS + path, headers=dls.api.headers())
+    app_key = {"x-api-key": dls.api.new_key(dls._tenant_name())}
+    r = c.request(method, DLS + path, headers=app_key)
     assert r.status_code == 403
     assert r.json()["message"].startswith("not.authorized")
-    r = c.request(method, DLS + path, headers=dls.api.headers(**{"x-dls-key": "0" * 64}))
+    r = c.request(method, DLS + path, headers={**app_key, "x-dls-key": "0" * 64})
     assert r.status_code == 401
     assert r.json() == {"code": 401, "message": "not.authenticated: unknown DLS key"}
 
