@@ -216,8 +216,8 @@ class Runner:
                               "of the run (see its log)")
         finally:
             self.active.pop((row.id, active.number), None)
-            with contextlib.suppress(OSError):
-                shutil.rmtree(execution.job.workdir, ignore_errors=True)
+            # in a thread: a big working directory must not hold up the event loop
+            await asyncio.to_thread(shutil.rmtree, execution.job.workdir, ignore_errors=True)
 
     def _collect(self, row: Any, number: int, job: Job) -> None:
         """Move what the run made (new or changed files) to its outputs."""

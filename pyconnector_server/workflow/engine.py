@@ -28,6 +28,7 @@ import contextlib
 import logging
 from typing import Any
 
+from ..auth import Tenant
 from ..clock import now_ms
 from ..deps import call
 from ..errors import APIError
@@ -63,6 +64,15 @@ class Engine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def prepare(self, t: Tenant, d: Any, trigger: str = "manual") -> int:
+        """A PREPARED instance of definition row ``d``: copies of its tasks, with their
+        deploys (see :meth:`WorkflowStore.prepare`); its id."""
+        iid, copies = await call(self.store.prepare, t, d, trigger)
+        for base, copy in copies:
+            row = await call(self.runner.store.row_by_id, copy)
+            await call(self.runner.files.copy_bundle, t.id, base, copy, row.deployed_ms)
+        return iid
 
     def poke(self) -> None:
         """Look again now (a run ended, an instance was started or resumed)."""

@@ -157,10 +157,7 @@ async def prepare(name: str = ProcessName, version: str = ProcessVersion, t: Ten
                   e: Engine = Flows) -> Any:
     d = await call(e.store.definition_row, t, name, version)
     with finish_anyway():
-        iid, copies = await call(e.store.prepare, t, d)
-        for base, copy in copies:
-            row = await call(e.runner.store.row_by_id, copy)
-            await call(e.runner.files.copy_bundle, t.id, base, copy, row.deployed_ms)
+        iid = await e.prepare(t, d)
         return await call(e.store.instance, t, f"I{iid}")
 
 

@@ -55,11 +55,7 @@ def next_after(row: Any, after_ms: int, fired: int | None = None) -> int | None:
 async def start_instance(engine: Engine, t: Tenant, d: Any, trigger: str) -> int:
     """Prepare an instance of definition row ``d`` (copies of its tasks with their
     deploys) and initiate it; its id. An :class:`APIError` when it cannot be made."""
-    iid, copies = await call(engine.store.prepare, t, d, trigger)
-    files = engine.runner.files
-    for base, copy in copies:
-        row = await call(engine.runner.store.row_by_id, copy)
-        await call(files.copy_bundle, t.id, base, copy, row.deployed_ms)
+    iid = await engine.prepare(t, d, trigger)
     await call(engine.store.set_state, iid, ("PREPARED",), "RUNNING", started_ms=now_ms())
     engine.poke()
     return iid
