@@ -249,3 +249,23 @@ async def test_a_job_no_worker_takes_is_never_lost(routes: str, place: Path) -> 
         assert execution.state == "queued"
     finally:
         await executor.close()
+
+
+async def test_reports_for_a_job_whose_directory_is_gone_are_answered(
+        executor: ListExecutor, place: Path) -> None:
+    import shutil
+
+    job = make_job(place)
+    execution, message = await submitted(executor, job)
+    async with worker(message) as w:
+        await w.get("/bundle")
+        shutil.rmtree(place)  # its task was deleted meanwhile
+        r = await w.post("/beat", json={
+            "state": "running", "started_at": time.time(), "final": True,
+            "stdout": {"offset": 0, "data": base64.b64encode(b"x").decode()}})
+        assert r.status_code == 200, r.text
+        r = await w.post("/end", json={"ending": "succeeded", "exit_code": 0,
+                                       "reason": "exit code 0", "started_at": time.time(),
+                                       "ended_at": time.time()})
+        assert r.status_code == 200, r.text
+    assert (await execution.wait()).ending == "succeeded"

@@ -303,8 +303,7 @@ async def beat(key: str, body: Beat, token: str = Token) -> dict[str, Any]:
     job = execution.job
     if body.started_at is not None and execution.started_at is None:
         execution._started_at = body.started_at
-        for path in (job.stdout, job.stderr):
-            path.touch()
+        _touch(job)
     for chunk, path in ((body.stdout, job.stdout), (body.stderr, job.stderr)):
         if chunk is not None and chunk.data:
             await asyncio.to_thread(_write_at, path, chunk.offset, base64.b64decode(chunk.data))
@@ -320,10 +319,19 @@ async def beat(key: str, body: Beat, token: str = Token) -> dict[str, Any]:
 
 
 def _write_at(path: Path, offset: int, data: bytes) -> None:
-    """Write a log chunk where it belongs (a report sent twice writes it twice, harmlessly)."""
-    with open(path, "r+b" if path.exists() else "wb") as f:
+    """Write a log chunk where it belongs (a report sent twice writes it twice, harmlessly;
+    a log whose directory is gone - its task was deleted meanwhile - is not written)."""
+    with contextlib.suppress(FileNotFoundError), \
+            open(path, "r+b" if path.exists() else "wb") as f:
         f.seek(offset)
         f.write(data)
+
+
+def _touch(job: Job) -> None:
+    """The job's logs exist once it has started (as with the local executor)."""
+    for path in (job.stdout, job.stderr):
+        with contextlib.suppress(FileNotFoundError):  # its directory is gone: see _write_at
+            path.touch()
 
 
 @router.put("/jobs/{key}/outputs")
@@ -362,10 +370,8 @@ def _unpack(spool: Any, workdir: Path) -> int:
 @router.post("/jobs/{key}/end")
 async def end(key: str, body: End, token: str = Token) -> dict[str, Any]:
     execution = _job(key, token)
-    job = execution.job
     if body.started_at is not None:
-        for path in (job.stdout, job.stderr):
-            path.touch()
+        _touch(execution.job)
     execution.finish(Outcome(body.ending, body.exit_code, body.reason, body.started_at,
                              body.ended_at))
     return {}
