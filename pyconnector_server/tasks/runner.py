@@ -240,17 +240,10 @@ class Runner:
 
     async def _ended(self, row: Any, number: int, ending: str, exit_code: int | None,
                      reason: str) -> None:
-        await call(self.store.update_run, row.id, number, state=ending, exit_code=exit_code,
-                   reason=reason, ended_ms=now_ms())
+        await call(self.store.end_run, row.id, number, STATUS.get(ending, "FAILED"),
+                   state=ending, exit_code=exit_code, reason=reason, ended_ms=now_ms())
         for listener in self.listeners:
             listener()
-        current = await call(self.store.row_by_id, row.id)
-        if current is None:  # deleted meanwhile
-            return
-        status = STATUS.get(ending, "FAILED")
-        if current.next_fire_ms is not None and not current.schedule_paused:
-            status = "SCHEDULED"  # a recurrent task waits for its next slot
-        await call(self.store.update_task, row.id, status=status)
 
     # -- acting on runs ----------------------------------------------------------------
     def runs_of(self, task_id: int) -> list[Active]:

@@ -221,6 +221,22 @@ class TaskStore:
             conn.execute(sa.update(run).where(run.c.task_id == task_id,
                                               run.c.number == number).values(**values))
 
+    def end_run(self, task_id: int, number: int, status: str, **values: Any) -> None:
+        """Record a run's end and its task's status, in one transaction: ``status``, or
+        ``SCHEDULED`` while the task's schedule has a next slot (nothing if the task was
+        deleted meanwhile)."""
+        with self.db.write() as conn:
+            conn.execute(sa.update(run).where(run.c.task_id == task_id,
+                                              run.c.number == number).values(**values))
+            current = conn.execute(sa.select(task.c.next_fire_ms, task.c.schedule_paused)
+                                   .where(task.c.id == task_id)).first()
+            if current is None:
+                return
+            if current.next_fire_ms is not None and not current.schedule_paused:
+                status = "SCHEDULED"  # a recurrent task waits for its next slot
+            conn.execute(sa.update(task).where(task.c.id == task_id).values(
+                status=status, updated_ms=now_ms()))
+
     def runs(self, task_id: int) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(sa.select(run).where(run.c.task_id == task_id)
