@@ -201,6 +201,9 @@ def test_an_instance_stopped_between_two_steps_goes_on_after_a_clean_restart(
             names = {v: k for k, v in ids.items()}
             iid = _define(c, [(ids["one"], ids["two"])])
             assert c.post(f"{WF}/instances/{iid}/initiate").status_code == 200
+            # paused once one runs: a pause before the engine took it would hold it too
+            wait_for("one to start", lambda: _steps(c, iid)[ids["one"]]["run"] is not None,
+                     30)
             assert c.post(f"{WF}/instances/{iid}/pause").status_code == 200
             wait_for("one to succeed", lambda: _steps(c, iid)[ids["one"]]["state"]
                      == "SUCCEEDED", 30)

@@ -166,6 +166,10 @@ def test_pause_holds_the_next_steps_and_abort_stops_the_running_ones(api_any: An
     assert _define(api_any, [(slow, nxt)], name="p").status_code == 201
     iid = api_any.post(f"{WF}/definitions/p/v1/instances").json()["instanceId"]
     api_any.post(f"{WF}/instances/{iid}/initiate")
+    deadline = time.monotonic() + 20  # paused once slow runs (a pause before would hold it)
+    while api_any.get(f"{WF}/instances/{iid}").json()["tasks"][0]["run"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert api_any.post(f"{WF}/instances/{iid}/pause").status_code == 200
     time.sleep(2.5)  # slow has ended; next must not have started
     inst = api_any.get(f"{WF}/instances/{iid}").json()
