@@ -194,8 +194,20 @@ def _pg_schema() -> Iterator[str]:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     # libpq's `options` reaches both psycopg and the ADBC driver.
     yield f"{base}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(base, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    # An app of the test may still be open here (pytest tears fixtures down in reverse:
+    # a test's app fixture set up before this one closes after it), its background loops
+    # querying these tables: the drop can deadlock with them. Try again; their queries
+    # are short.
+    for attempt in range(20):
+        try:
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute("SET lock_timeout = '2s'")
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            return
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+            if attempt == 19:
+                raise
+            time.sleep(0.2)
 
 
 DB_KINDS = ["sqlite", "postgresql"]
