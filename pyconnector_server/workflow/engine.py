@@ -85,8 +85,14 @@ class Engine:
                 await self.tick()
             except Exception:  # a bug must not stop every instance: say it, go on
                 log.exception("workflow engine: a tick failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            # Woken by a poke, or by this timer: no wait_for (its cancellation of the wait,
+            # every tick, upset the anyio cancel scopes of streams closing in other tasks:
+            # an in-process WebSocket's RabbitMQ consumer was left open).
+            timer = asyncio.get_running_loop().call_later(TICK_SECONDS, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
 
     async def tick(self) -> None:
         for iid in await call(self.store.moving):
