@@ -7,6 +7,8 @@ reads through ADBC on PostgreSQL) ask :attr:`Database.dialect` and are tested on
 
 from __future__ import annotations
 
+import os
+
 import queue
 import time
 from collections.abc import Iterator
@@ -164,8 +166,15 @@ class Database:
         from alembic import command
         from alembic.config import Config
 
+        from .services import migration_dirs
+
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        # The core's revisions and each service's own folder; os.pathsep between them, so
+        # a path with spaces stays one path.
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_locations",
+                               os.pathsep.join(str(d) for d in migration_dirs()))
         with self.write(bulk=True) as conn:
             if self.dialect == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")

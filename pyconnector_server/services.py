@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
@@ -71,3 +73,21 @@ def load(module: str) -> Service:
 def registered() -> list[Service]:
     """The platform's services, in the order they open."""
     return [load(m) for m in REGISTERED]
+
+
+def migration_dirs(services: Sequence[Service] | None = None) -> list[Path]:
+    """Where Alembic finds revisions: the core's ``migrations/versions``, then each
+    service's ``migrations`` folder beside its tables module, if it has one.
+
+    A service's revisions live with the service, so adding one touches no core folder.
+    They still form one chain with the core's (each revises the newest before it), so a
+    database records one head, as it did when every revision lived in the core."""
+    dirs = [Path(__file__).parent / "migrations" / "versions"]
+    for service in registered() if services is None else services:
+        spec = importlib.util.find_spec(service.tables)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"service {service.name}: no module {service.tables}")
+        folder = Path(spec.origin).parent / "migrations"
+        if folder.is_dir():
+            dirs.append(folder)
+    return dirs

@@ -195,3 +195,41 @@ def test_load_all_imports_each_service_tables() -> None:
     before, added = out.split("] [")
     assert "sos_" not in before and "dls_" not in before
     assert "'sos_feature'" in added and "'dls_file'" in added
+
+
+def test_each_service_keeps_its_migrations_beside_its_tables() -> None:
+    """Revisions live in the core's folder and in each service's ``migrations`` folder;
+    they form one chain (one head), and a service's revisions touch only its own tables."""
+    import re
+
+    import sqlalchemy as sa
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from pyconnector_server.models import load_all
+    from pyconnector_server.services import migration_dirs
+
+    dirs = migration_dirs()
+    assert dirs[0].parts[-2:] == ("migrations", "versions")
+    owners = {d.parent.name.replace("datalake", "dls"): d for d in dirs[1:]}
+    assert set(owners) >= {"sos", "routing", "tasks", "workflow"}, owners
+    config = Config()
+    config.set_main_option("script_location", str(dirs[0].parent))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", ":".join(map(str, dirs)))
+    script = ScriptDirectory.from_config(config)
+    assert len(script.get_heads()) == 1
+    revisions = list(script.walk_revisions())
+    assert {Path(r.path).parent for r in revisions} == set(dirs)
+    load_all()
+    for service in registered():
+        tables_module = __import__(service.tables, fromlist=["_"])
+        own = {t.name for t in vars(tables_module).values() if isinstance(t, sa.Table)}
+        folder = owners.get(service.name)
+        for r in revisions:
+            if Path(r.path).parent != folder:
+                continue
+            touched = set(re.findall(r"op\.(?:create_table|drop_table|batch_alter_table|"
+                                     r"add_column)\(\s*'(\w+)'",
+                                     Path(r.path).read_text()))
+            assert touched and touched <= own, (r.path, touched - own)
