@@ -164,6 +164,21 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _shared_blobs(settings: Settings) -> None:
+    """On PostgreSQL, refuse the implicit per-process blob store (:class:`CommandError`).
+
+    A PostgreSQL database is there to be shared: a second process on it would list files
+    whose bytes sit in the first one's data directory, answering 404 for them. A blob store
+    given by name (``--blobs file:///shared/path`` or ``s3://…``) says where the bytes live
+    for every process, even when that is a lone process's own directory."""
+    if settings.database_url.startswith("postgresql") and not settings.blobs:
+        raise CommandError(
+            "--db is PostgreSQL, which several processes may share, but data lake files "
+            "would stay in this process's --data-dir; give a store they all reach with "
+            "--blobs file:///shared/path or --blobs s3://bucket/prefix (a lone process: "
+            f"--blobs file://{settings.data_path / 'blobs'})")
+
+
 def serve(settings: Settings, services: Sequence[Service] | None = None) -> None:
     """Run the platform serving ``services`` (default: the registered ones) until stopped."""
     import uvicorn
@@ -172,6 +187,7 @@ def serve(settings: Settings, services: Sequence[Service] | None = None) -> None
     from .auth import create_api_key, has_tenants
     from .httpserver import ConnectionLimits, protocol_class
 
+    _shared_blobs(settings)
     # The port first: a first start that cannot listen must not use up the printed key.
     sock = _listen(settings.host, settings.port)
     try:

@@ -42,6 +42,10 @@ class ServerProcess:
                 "--data-dir", str(data_dir), "--log-level", "warning", *extra]
         if db:
             args += ["--db", db]
+            if not any(a.startswith("--blobs") for a in extra):
+                # One process of its own: its blobs may live in its data directory, but on
+                # PostgreSQL the platform wants to be told (cli._shared_blobs).
+                args += ["--blobs", (data_dir.resolve() / "blobs").as_uri()]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env={**os.environ, **(env or {}),
                                                 "PYTHONUNBUFFERED": "1"})

@@ -42,7 +42,9 @@ def _missing_db(pg_url: str) -> tuple[sa.URL, str]:
 
 def test_missing_database_says_so_and_shows_createdb(pg_url: str, tmp_path: Path) -> None:
     url, text = _missing_db(pg_url)
-    for args in (("serve", "--port", "0"), ("apikey", "create", "--tenant", "acme")):
+    blobs = (tmp_path / "blobs").as_uri()
+    for args in (("serve", "--port", "0", "--blobs", blobs),
+                 ("apikey", "create", "--tenant", "acme")):
         r = run(*args, "--db", text, "--data-dir", str(tmp_path / "d"))
         line = one_line_error(r, args[0])
         assert f"database {url.database!r} does not exist" in line
@@ -144,3 +146,28 @@ def test_non_integer_setting_names_the_variable(tmp_path: Path, name: str,
     option = "--" + name.replace("_", "-")
     line = one_line_error(run("serve", option, value, "--data-dir", str(tmp_path)), "serve")
     assert option in line and repr(value) in line
+
+
+@pytest.mark.parametrize("blobs_env", [False, True])
+def test_postgresql_without_a_named_blob_store_is_refused(pg_url: str, tmp_path: Path,
+                                                          blobs_env: bool) -> None:
+    """On PostgreSQL, the implicit per-process blob store would leave a second process
+    answering 404 for files the first one stored: serve refuses it before touching
+    anything, and starts once the store is named (by option or variable)."""
+    data = tmp_path / "d"
+    line = one_line_error(run("serve", "--port", "0", "--db", pg_url, "--data-dir",
+                              str(data)), "serve")
+    assert "--blobs file:///shared/path" in line and "s3://" in line, line
+    assert f"--blobs {(data.resolve() / 'blobs').as_uri()}" in line, line
+    assert not data.exists(), "nothing is made before the refusal"
+    # Named, it starts (the port is taken by a listener first, so it stops there: the
+    # refusal above came before the port, this one after the blob check).
+    blobs = (tmp_path / "shared").as_uri()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = str(s.getsockname()[1])
+        args = ["serve", "--port", port, "--db", pg_url, "--data-dir", str(data)]
+        r = (run(*args, env={"PYCONNECTOR_BLOBS": blobs}) if blobs_env
+             else run(*args, "--blobs", blobs))
+    assert "in use" in one_line_error(r, "serve")
