@@ -8,7 +8,7 @@ from typing import Any
 
 SOS = "/api/sos/v2.0"
 CSV = {"content-type": "text/csv"}
-OPTIONAL = {"field": str, "line": int}
+OPTIONAL = {"field": str, "line": int, "key": str}  # key: TCUP's message key (DLS)
 
 
 def _check_shape(body: Any, where: str) -> None:
@@ -144,3 +144,72 @@ def test_every_error_has_the_one_shape(make_app: Any) -> None:
     assert failed.pop("index") == 1
     _check_shape(failed, "feature batch item")
     assert failed["field"] == "features[1].name"
+
+
+# Every router's operations, read from the OpenAPI document: unauthenticated, then with the
+# tenant's key on names and ids that do not exist and with an unknown body field. Each
+# failure has the one shape, whichever service answers.
+_PARAM_VALUES = {"integer": "999999", "number": "999999"}
+_PUBLIC = {"/health", "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    ops = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in {"get", "post", "put", "delete", "patch"} and path not in _PUBLIC:
+                ops.append((path, method, op))
+    return ops
+
+
+def _concrete(path: str, op: dict[str, Any]) -> str:
+    kinds = {p["name"]: p.get("schema", {}).get("type", "string")
+             for p in op.get("parameters", []) if p.get("in") == "path"}
+    for name, kind in kinds.items():
+        path = path.replace("{" + name + "}", _PARAM_VALUES.get(kind, "nope404"))
+    return path
+
+
+def _error(r: Any) -> dict[str, Any] | None:
+    """The error body of ``r``, or None if it did not fail (SOS writes: 200 + code)."""
+    if not r.headers.get("content-type", "").startswith("application/json"):
+        assert r.status_code < 400, (r.status_code, r.text[:200])
+        return None
+    body = r.json()
+    if r.status_code >= 400:
+        return body
+    if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
+        return body
+    return None
+
+
+def test_every_router_fails_in_the_one_shape(make_app: Any) -> None:
+    api = make_app()
+    spec = api.client.get("/openapi.json").json()
+    ops = _operations(spec)
+    prefixes = {"/" + "/".join(p.strip("/").split("/")[:2]) for p, _, _ in ops}
+    failed_by_prefix: dict[str, int] = dict.fromkeys(prefixes, 0)
+    for path, method, op in ops:
+        url = _concrete(path, op)
+        label = f"{method.upper()} {path}"
+        prefix = "/" + "/".join(path.strip("/").split("/")[:2])
+        if op.get("security") != []:
+            r = api.client.request(method, url)
+            assert r.status_code == 401, (label, r.status_code, r.text[:300])
+            _check_shape(r.json(), label + " (no key)")
+        if "text/event-stream" in str(op.get("responses", {})):
+            continue  # a stream that exists would not end; its refusals are checked above
+        body = op.get("requestBody", {}).get("content", {})
+        kw: dict[str, Any] = {}
+        if "application/json" in body:
+            kw["json"] = {"surely_not_a_field": 1}
+        r = api.client.request(method, url, headers={"x-api-key": api.api_key}, **kw)
+        assert r.status_code < 500, (label, r.status_code, r.text[:300])
+        err = _error(r)
+        if err is not None:
+            _check_shape({k: v for k, v in err.items() if k != "results"}, label)
+            failed_by_prefix[prefix] += 1
+    # Every service refused something in the one shape (nothing vacuous).
+    assert all(failed_by_prefix.values()), failed_by_prefix
+    assert prefixes >= {"/api/sos", "/api/dls", "/MessageRouting/v2.0", "/TaskService/v1.0",
+                        "/WorkflowService/v1.0"}, prefixes
