@@ -19,6 +19,7 @@ import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import demo_datalake  # examples/demo_datalake.py, beside this file
 import demo_routing  # examples/demo_routing.py
@@ -102,19 +103,31 @@ def sos_tour(conn: pyconnector.connectors, workdir: Path) -> None:
     print(f"{target} ({target.stat().st_size} bytes)")
 
     step("Plot room1's temperature to PNG")
+    plot_temperature(df, OUT / "room1-temperature.png")
+    print(OUT / "room1-temperature.png")
+
+
+def plot_temperature(df: Any, path: Path) -> Any:
+    """Plot a DataFrame's temperature over its (UTC) time column to ``path``; return the
+    figure."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 3.5))
     ax.plot(df["time"], df["temperature"], lw=1)
     ax.set_title("room1-climate: temperature")
     ax.set_ylabel("°C")
+    # The times are UTC: the axis says so, and shows them in UTC whatever matplotlib's
+    # configured time zone.
+    ax.set_xlabel("time (UTC)")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b %H:%M", tz=timezone.utc))
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(OUT / "room1-temperature.png", dpi=100)
-    print(OUT / "room1-temperature.png")
+    fig.savefig(path, dpi=100)
+    return fig
 
 
 def mqtt_broker() -> tuple[str, int] | None:

@@ -30,6 +30,8 @@ from .times import TimeLike, format_iso
 BASE = "/api/sos/v2.0"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 BIG_UPLOAD = 8 << 20  # progress bars turn on by themselves above this size
+# A feature's and a sensor's times: TCUP text in JSON, UTC timestamps in DataFrames.
+STAMPS = ("created", "updated")
 
 Names = str | list[str]
 
@@ -128,7 +130,8 @@ class SensorObservation:
     def getFeature(self, name: str, responseType: ResponseType = "json"  # noqa: N802,N803
                    ) -> JSON | pd.DataFrame:
         """One feature by name: description, parent, metadata, location."""
-        return render(self.http.request("GET", _path("features", name)), responseType)
+        return render(self.http.request("GET", _path("features", name)), responseType,
+                      times=STAMPS)
 
     @overload
     def getFeatures(self, parent: str | None = None, responseType: Literal["json"] = "json",
@@ -147,7 +150,7 @@ class SensorObservation:
         """Features, all or the children of ``parent``; ``limit``/``offset`` page them."""
         params = _drop_none({"parent": parent, "limit": limit, "offset": offset})
         return render(self.http.request("GET", f"{BASE}/features", params=params),
-                      responseType)
+                      responseType, times=STAMPS)
 
     def updateFeature(self, name: str, **fields: Any) -> JSONObject:  # noqa: N802
         """Change ``description``, ``parent``, ``metadata`` or ``location``."""
@@ -186,7 +189,8 @@ class SensorObservation:
     def getSensor(self, name: str, responseType: ResponseType = "json"  # noqa: N802,N803
                   ) -> JSON | pd.DataFrame:
         """One sensor by name: its feature, type, outputs, members, metadata."""
-        return render(self.http.request("GET", _path("sensors", name)), responseType)
+        return render(self.http.request("GET", _path("sensors", name)), responseType,
+                      times=STAMPS)
 
     @overload
     def getSensors(self, feature: str | None = None, responseType: Literal["json"] = "json",
@@ -205,7 +209,7 @@ class SensorObservation:
         """Sensors, all or those of ``feature``; ``limit``/``offset`` page them."""
         params = _drop_none({"feature": feature, "limit": limit, "offset": offset})
         return render(self.http.request("GET", f"{BASE}/sensors", params=params),
-                      responseType)
+                      responseType, times=STAMPS)
 
     def updateSensor(self, name: str, **fields: Any) -> JSONObject:  # noqa: N802
         """Change ``feature``, ``description``, ``metadata``, ``type``, ``members``, or add

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
-__all__ = ["parse_time", "parse_times", "format_tcup", "format_iso", "to_datetime", "ZONES",
-           "TimeLike"]
+__all__ = ["parse_time", "parse_times", "format_tcup", "format_iso", "format_iso_many",
+           "to_datetime", "ZONES", "TimeLike"]
 
 TimeLike: TypeAlias = datetime | str | int | float
 """A time the connector sends: a ``datetime``, epoch milliseconds, or text in any accepted form."""
@@ -161,14 +162,37 @@ def to_datetime(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 
 
+# One rendering per output, each made by one function here: JSON answers write times in
+# TCUP format (format_tcup); CSV, tables and files ISO 8601 (format_iso, format_iso_many);
+# DataFrames hold tz-aware UTC timestamps.
+
+
 def format_tcup(ms: int) -> str:
-    """Epoch milliseconds as TCUP writes them: ``03-JUL-2015 07:40:00.000 UTC``."""
+    """Epoch milliseconds as TCUP writes them, in UTC: ``03-JUL-2015 07:40:00.000 UTC``
+    (``dd-MMM-yyyy HH:mm:ss.SSS z``, what JSON answers carry)."""
     dt = to_datetime(ms)
     return (f"{dt.day:02d}-{_MONTH_NAMES[dt.month]}-{dt.year:04d} "
             f"{dt:%H:%M:%S}.{dt.microsecond // 1000:03d} UTC")
 
 
 def format_iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 in UTC with milliseconds: ``2015-07-03T07:40:00.000Z``."""
+    """Epoch milliseconds as ISO 8601 in UTC, milliseconds only when there are some:
+    ``2015-07-03T07:40:00Z``, ``2015-07-03T07:40:00.123Z`` (CSV, tables, files)."""
     dt = to_datetime(ms)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+    millis = dt.microsecond // 1000
+    return f"{dt:%Y-%m-%dT%H:%M:%S}" + (f".{millis:03d}Z" if millis else "Z")
+
+
+def format_iso_many(ms: Sequence[int] | np.ndarray) -> pa.StringArray:
+    """:func:`format_iso` over many epoch milliseconds at once (a CSV column), as an
+    Arrow string array."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stamps = np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
+    texts = pa.array(np.datetime_as_string(stamps, unit="ms"), pa.string())
+    # ".000" can only be the milliseconds: the date and the clock have no dot.
+    whole: pa.StringArray = pc.binary_join_element_wise(
+        pc.replace_substring(texts, ".000", ""), pa.scalar("Z"), "")
+    return whole

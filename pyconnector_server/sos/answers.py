@@ -51,8 +51,8 @@ class Feature(BaseModel):
     parent: str | None
     metadata: dict[str, Any]
     location: Place | None
-    created: str = Field(description="ISO 8601, UTC")
-    updated: str = Field(description="ISO 8601, UTC")
+    created: str = Field(description="TCUP format, UTC: 03-JUL-2015 07:40:00.000 UTC")
+    updated: str = Field(description="TCUP format, UTC")
 
 
 class Output(BaseModel):
@@ -69,8 +69,8 @@ class Sensor(BaseModel):
     metadata: dict[str, Any]
     members: list[str]
     outputs: list[Output]
-    created: str
-    updated: str
+    created: str = Field(description="TCUP format, UTC: 03-JUL-2015 07:40:00.000 UTC")
+    updated: str = Field(description="TCUP format, UTC")
 
 
 class ObservedProperty(BaseModel):
@@ -86,8 +86,9 @@ class OutputValue(BaseModel):
 
 
 class Record(BaseModel):
-    starttime: str | int = Field(description="As timeFormat asks: TCUP (default), ISO "
-                                 "8601 or epoch milliseconds")
+    starttime: str | int = Field(description="As timeFormat asks: TCUP (default, "
+                                 "03-JUL-2015 07:40:00.000 UTC), ISO 8601 "
+                                 "(2015-07-03T07:40:00Z) or epoch milliseconds")
     output: list[OutputValue]
 
 

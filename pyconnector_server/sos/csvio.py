@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pyconnector.times import parse_times
+from pyconnector.times import format_iso_many, parse_times
 
 from ..auth import Tenant
 from ..errors import APIError
@@ -525,14 +525,10 @@ def _values(pname: str, ptype: str, cells: np.ndarray, sids: np.ndarray, times: 
 def write_csv(result: Result) -> Iterator[bytes]:
     """The result table as CSV in the upload format, in chunks."""
     table = result.table
-    # ISO 8601 with milliseconds and Z: what users and pandas expect, and what uploads read.
-    table = table.set_column(0, "time", pa.array(
-        np.datetime_as_string(table["time"].cast(pa.int64()).to_numpy().astype("datetime64[ms]"),
-                              unit="ms") if table.num_rows else np.array([], dtype=str),
-        pa.string()))
-    if table.num_rows:
-        table = table.set_column(0, "time", pa.compute.binary_join_element_wise(
-            table["time"], pa.scalar("Z"), ""))
+    # ISO 8601 in UTC with Z (milliseconds when there are some): what users and pandas
+    # expect, what uploads read, and what the connector's tables and CSV show.
+    table = table.set_column(0, "time", format_iso_many(
+        table["time"].cast(pa.int64()).to_numpy()))
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(table.column_names)
     yield head.getvalue().encode()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from pyconnector.times import format_iso
+from pyconnector.times import format_tcup
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -162,7 +162,7 @@ class SosStore:
     def _feature_out(row: Any) -> dict[str, Any]:
         return {"name": row.name, "description": row.description, "parent": row.parent_name,
                 "metadata": row.meta or {}, "location": row.location,
-                "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
+                "created": format_tcup(row.created_ms), "updated": format_tcup(row.updated_ms)}
 
     def get_feature(self, t: Tenant, name: str) -> dict[str, Any]:
         v.name(name, "name")
@@ -324,7 +324,7 @@ class SosStore:
                 "description": row.description, "metadata": row.meta or {},
                 "members": list(members),
                 "outputs": [{"name": o.name, "type": o.type, "unit": o.unit} for o in outputs],
-                "created": format_iso(row.created_ms), "updated": format_iso(row.updated_ms)}
+                "created": format_tcup(row.created_ms), "updated": format_tcup(row.updated_ms)}
 
     def get_sensor(self, t: Tenant, name: str) -> dict[str, Any]:
         v.name(name, "name")

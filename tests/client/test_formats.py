@@ -33,6 +33,32 @@ def test_dataframe_to_json_has_iso_times_and_none() -> None:
                                      {"time": None, "v": None}]
 
 
+def test_tables_and_csv_write_times_as_iso_with_z() -> None:
+    frame = pd.DataFrame({"time": pd.to_datetime(
+        ["2015-07-03T07:40:00Z", None, "2015-07-03T07:40:00.5Z"], utc=True,
+        format="ISO8601").astype("datetime64[ms, UTC]"), "v": [1, 2, 3]})
+    assert render(frame, "csv") == ("time,v\n2015-07-03T07:40:00Z,1\n,2\n"
+                                    "2015-07-03T07:40:00.500Z,3\n")
+    table = render(frame, "table")
+    assert "| 2015-07-03T07:40:00Z |" in table.replace("   ", " ").replace("  ", " ")
+    assert "| 2015-07-03T07:40:00.500Z | 3 |" in table
+    naive = pd.DataFrame({"t": pd.to_datetime(["2015-07-03 07:40:00"])})  # naive is UTC
+    assert render(naive, "csv") == "t\n2015-07-03T07:40:00Z\n"
+
+
+def test_times_written_as_text_become_utc_timestamps() -> None:
+    data = [{"name": "a", "created": "03-JUL-2015 13:10:00 IST",
+             "updated": "03-JUL-2015 07:40:00.120 UTC"}, {"name": "b", "created": None}]
+    frame = render(data, "dataframe", times=("created", "updated", "absent"))
+    assert str(frame["created"].dtype) == "datetime64[ms, UTC]"
+    assert frame["created"].iloc[0] == pd.Timestamp("2015-07-03T07:40:00Z")
+    assert frame["created"].isna().tolist() == [False, True]
+    assert "absent" not in frame.columns
+    assert render(data, "csv", times=("created", "updated")) == (
+        "name,created,updated\na,2015-07-03T07:40:00Z,2015-07-03T07:40:00.120Z\nb,,\n")
+    assert render(data, "json", times=("created",)) is data  # JSON as the platform wrote it
+
+
 def test_unknown_response_type_is_refused() -> None:
     with pytest.raises(pyconnector.PyConnectorError, match="responseType must be one of"):
         render({}, "xml")
