@@ -18,7 +18,7 @@ import logging
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,17 +45,23 @@ class SweepReport:
     unfinished_writes: int = 0
     orphan_blobs: int = 0
     orphan_bytes: int = 0
+    stale_sessions: int = 0
 
     def __bool__(self) -> bool:
-        return any((self.temp_files, self.unfinished_writes, self.orphan_blobs))
+        return any((self.temp_files, self.unfinished_writes, self.orphan_blobs,
+                    self.stale_sessions))
 
 
 class Sweeper:
     """Removes stale temporary files and blobs no catalog row points at."""
 
     def __init__(self, db: Database, blobs: BlobStore, tmp_dirs: Iterable[Path],
-                 grace_seconds: float, interval_seconds: float) -> None:
+                 grace_seconds: float, interval_seconds: float,
+                 sessions: Iterable[Callable[[float], int]] = ()) -> None:
         self.db = db
+        # Sweeps of idle upload sessions (resumable uploads): each removes those untouched
+        # since the time it is given and says how many.
+        self.sessions = list(sessions)
         self.blobs = blobs
         self.tmp_dirs = list(tmp_dirs)
         self.grace = grace_seconds
@@ -69,6 +75,7 @@ class Sweeper:
         for d in self.tmp_dirs:
             report.temp_files += _remove_old_files(d, before)
         report.unfinished_writes = self.blobs.sweep_unfinished(before)
+        report.stale_sessions = sum(sweep(before) for sweep in self.sessions)
         old = [b for b in self.blobs.list_with_age() if b.modified < before
                and DLS_BLOB_KEY.match(b.key)]
         for i in range(0, len(old), BATCH):
@@ -97,9 +104,10 @@ class Sweeper:
             else:
                 if report:
                     log.info("sweep removed %d temporary files, %d unfinished writes, "
-                             "%d orphan blobs (%d bytes)", report.temp_files,
-                             report.unfinished_writes, report.orphan_blobs,
-                             report.orphan_bytes)
+                             "%d orphan blobs (%d bytes), %d idle upload sessions",
+                             report.temp_files, report.unfinished_writes,
+                             report.orphan_blobs, report.orphan_bytes,
+                             report.stale_sessions)
             if self.interval <= 0:
                 return
             await asyncio.sleep(self.interval)

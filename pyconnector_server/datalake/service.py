@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.datastructures import State
@@ -16,6 +17,7 @@ from ..backends.blobs import open_blob_store
 from ..db import Database
 from ..services import Service
 from ..sweeper import Sweeper
+from . import resumable
 from .routes import router
 from .store import DatalakeStore, datalake_admin
 
@@ -33,7 +35,8 @@ async def open_datalake(state: State) -> AsyncIterator[None]:
     try:
         state.dls = DatalakeStore(state.db, blobs, settings.dls_quota_bytes)
         sweeper = Sweeper(state.db, blobs, [settings.data_path / "tmp"],
-                          settings.sweep_grace_seconds, settings.sweep_interval_seconds)
+                          settings.sweep_grace_seconds, settings.sweep_interval_seconds,
+                          [partial(resumable.sweep_sessions, settings.data_path)])
         sweeping = asyncio.create_task(sweeper.run())
         try:
             yield
@@ -70,6 +73,7 @@ def run_command(db: Database, command: str, args: dict[str, Any]) -> int:
     return 0
 
 
-SERVICE = Service(name="dls", routers=[router], tables="pyconnector_server.datalake.tables",
-                  open=open_datalake, commands=("dlsuser", "dlsquota"),
+SERVICE = Service(name="dls", routers=[router, resumable.router],
+                  tables="pyconnector_server.datalake.tables", open=open_datalake,
+                  commands=("dlsuser", "dlsquota"),
                   add_commands=add_commands, run_command=run_command)
