@@ -38,6 +38,9 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 RATE_LIMITED = 429
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is cut to this
 CHUNK = 1 << 20
+# A streamed CSV answer's record count, when asked with "Prefer: count=exact".
+RECORD_COUNT = "x-record-count"
+COUNT_EXACT = {"prefer": "count=exact"}
 JWT_LIFETIME = 300  # seconds; short-lived tokens, minted per request
 
 
@@ -187,7 +190,11 @@ class HTTPCore:
     def download(self, path: str, dest: str | os.PathLike[str], *,
                  progress: bool | None = False,
                  **kwargs: Any) -> Path:
-        """Stream a GET answer to ``dest`` without holding it in memory."""
+        """Stream a GET answer to ``dest`` without holding it in memory.
+
+        The progress bar's total is the ``Content-Length``; for a streamed CSV answer
+        without one, the rows it holds (its ``x-record-count`` records and the header
+        line), counted as lines."""
         dest = Path(dest)
         response = self._send("GET", path, stream=True, **kwargs)
         try:
@@ -195,12 +202,19 @@ class HTTPCore:
                 response.read()
                 self.check(response)
             total = int(response.headers.get("content-length", 0)) or None
+            records = response.headers.get(RECORD_COUNT, "")
+            rows = total is None and records.isascii() and records.isdigit()
+            if rows:
+                total = int(records) + 1
             tmp = dest.with_name(dest.name + ".part")
-            with _progress(total, dest.name, progress) as bar, open(tmp, "wb") as fh:
+            with _progress(total, dest.name, progress, "row" if rows else "B") as bar, \
+                    open(tmp, "wb") as fh:
                 # No chunk size: httpx re-chunking costs more than the copy it saves.
                 for chunk in response.iter_bytes():
                     fh.write(chunk)
-                    bar.update(len(chunk))
+                    # A quoted value holding a line break counts as two rows: the bar
+                    # may end a little past its total, never short of it.
+                    bar.update(chunk.count(b"\n") if rows else len(chunk))
             tmp.replace(dest)
         except httpx.TransportError as exc:
             raise TransportError(f"download of {path} interrupted: {exc}") from exc
@@ -287,17 +301,21 @@ class _NoBar:
 AUTO_PROGRESS_BYTES = 8 << 20
 
 
-def _progress(total: int | None, label: str, enabled: bool | None) -> ProgressBar:
-    """A tqdm bar in bytes when asked for (``progress=True``), else nothing; ``None``
-    means a bar on a terminal for transfers over 8 MiB (or of unknown size)."""
+def _progress(total: int | None, label: str, enabled: bool | None,
+              unit: str = "B") -> ProgressBar:
+    """A tqdm bar in bytes (or in ``unit``s: rows) when asked for (``progress=True``),
+    else nothing; ``None`` means a bar on a terminal for transfers over 8 MiB (or of
+    unknown size, or counted in rows)."""
     if enabled is None:
-        enabled = sys.stderr.isatty() and (total is None or total > AUTO_PROGRESS_BYTES)
+        enabled = sys.stderr.isatty() and (
+            total is None or unit != "B" or total > AUTO_PROGRESS_BYTES)
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    bar: ProgressBar = tqdm(total=total, desc=label, unit="B", unit_scale=True,
-                            unit_divisor=1024)
+    bytes_ = unit == "B"
+    bar: ProgressBar = tqdm(total=total, desc=label, unit=unit, unit_scale=bytes_,
+                            unit_divisor=1024 if bytes_ else 1000)
     return bar
 
 

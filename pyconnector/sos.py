@@ -23,7 +23,7 @@ from .formats import (
     check_response_type,
     render,
 )
-from .http import HTTPCore
+from .http import COUNT_EXACT, HTTPCore
 from .payloads import time_ms
 from .times import TimeLike, format_iso
 
@@ -379,12 +379,15 @@ class SensorObservation:
                             filter: Names | None = None, order: str = "asc",
                             progress: bool | None = None) -> Path:
         """Stream the matching observations to a CSV file (the upload format); return its
-        path."""
+        path. A progress bar shows on a terminal, or when ``progress=True``: in rows, with
+        their total when the platform can count them beforehand (not with ``filter``)."""
         params = self._query(feature, sensor, start, end, latest, properties, filter, order,
                              None, None)
         params["format"] = "csv"
+        bar = _auto_progress(progress)
+        # The count costs the platform one more read of the keys: asked only for a bar.
         return self.http.download(f"{BASE}/observations", filename, params=params,
-                                  progress=_auto_progress(progress))
+                                  progress=bar, headers=COUNT_EXACT if bar else {})
 
     def deleteObservation(self, feature: str | None = None,  # noqa: N802
                           sensor: Names | None = None, start: TimeLike | None = None,

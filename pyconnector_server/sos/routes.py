@@ -266,6 +266,18 @@ def _q(description: str) -> Any:
     return Query(None, description=description)
 
 
+async def _counted(prefer: str | None, s: SosStore, t: Tenant, q: ObservationQuery
+                   ) -> dict[str, str]:
+    """The ``x-record-count`` header when ``Prefer: count=exact`` asks for it and the
+    count is known without running the query (see counting.py)."""
+    from . import counting
+
+    if not counting.wants_count(prefer):
+        return {}
+    n = await call(counting.count_records, s, t, q)
+    return {} if n is None else {counting.HEADER: str(n)}
+
+
 @router.get("/observations", summary="Query observations as JSON, CSV or an Arrow stream",
             responses=answers(a.Observations, 200, "A page of observations", 404, media={
                 "text/csv": {"schema": {"type": "string"}},
@@ -285,6 +297,9 @@ async def get_observations(
     cursor: str | None = _q("Continue after the page that returned it as `next`"),
     format: str | None = _q("json (default), csv or arrow; or use the Accept header"),
     timeFormat: str | None = _q("JSON times: tcup (default), iso or epoch"),  # noqa: N803
+    prefer: str | None = Header(None, description=(
+        "count=exact: a CSV answer says in its x-record-count header how many records "
+        "it holds (not with filter or cursor), for a progress bar")),
     t: Tenant = Auth, s: SosStore = Store,
 ) -> Any:
     fmt = _wants(request)
@@ -302,7 +317,8 @@ async def get_observations(
     if fmt == "csv":
         return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
                                  headers={"content-disposition":
-                                          'attachment; filename="observations.csv"'})
+                                          'attachment; filename="observations.csv"',
+                                          **await _counted(prefer, s, t, q)})
     return StreamingResponse(query.arrow_stream(result.table), media_type=ARROW_STREAM)
 
 
