@@ -60,7 +60,8 @@ Missed slots (the policy the scheduler implements with :func:`slots_between`)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -357,3 +358,41 @@ def slots_between(cron: str, from_ms: int, to_ms: int, tz: str, limit: int) -> l
             break
         out.append(ms)
     return out
+
+
+#: a slot fired this late is on time, not missed, whatever the catch-up time (with
+#: ``--task-catch-up-seconds 0`` every slot would otherwise be "missed" by a tick)
+ON_TIME_MS = 1000
+
+
+def following(cron: str | None, time_zone: str | None, limit: int, fired: int,
+              after_ms: int) -> int | None:
+    """The slot after ``after_ms`` of a schedule that has fired ``fired`` times; None when
+    it has no pattern or its recurrence ``limit`` (0: none) is reached."""
+    if cron is None or (limit and fired >= limit):
+        return None
+    return next_slot(cron, after_ms, time_zone or "UTC")
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What taking a due slot means at ``now``, for the task and workflow schedulers alike:
+    the latest slot not after now fires (missed ones fire once, together), unless it is
+    later than the catch-up time allows (``missed``: skipped, not counted)."""
+
+    slot: int  # the due slot as the row holds it: the compare-and-set's expected value
+    latest: int  # the slot that fires
+    missed: bool
+    fired: int  # the schedule's count once this slot is taken
+    next: int | None  # the slot after it, None when the schedule is done
+
+    @classmethod
+    def plan(cls, slot: int, fired: int, now: int, catch_up_ms: int,
+             after: Callable[[int, int], int | None]) -> Firing:
+        """``after(after_ms, fired)`` is the schedule's :func:`following`."""
+        latest = slot
+        while (nxt := after(latest, fired)) is not None and nxt <= now:
+            latest = nxt
+        missed = now - latest > max(catch_up_ms, ON_TIME_MS)
+        count = fired if missed else fired + 1
+        return cls(slot, latest, missed, count, after(max(latest, now), count))

@@ -25,34 +25,30 @@ limit counts slots fired (0: for ever); a delayed task fires once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from ..clock import now_ms
 from ..deps import call
 from ..errors import APIError
-from . import schedule
+from ..ticker import Ticker
 from .runner import Runner
+from .schedule import ON_TIME_MS, Firing, following
 
 log = logging.getLogger("pyconnector.tasks")
 
+__all__ = ["ON_TIME_MS", "TICK_SECONDS", "Scheduler", "next_after"]
+
 TICK_SECONDS = 0.2
-#: a slot fired this late is on time, not missed, whatever the catch-up time (with
-#: ``--task-catch-up-seconds 0`` every slot would otherwise be "missed" by a tick)
-ON_TIME_MS = 1000
 
 
 def next_after(row: Any, after_ms: int, fired: int | None = None) -> int | None:
     """The task's slot after ``after_ms`` once ``fired`` slots have fired (default: the
-    row's count); None when its schedule is done."""
-    fired = row.fired if fired is None else fired
-    if row.kind != "recurrent" or row.cron is None:
+    row's count); None when its schedule is done (a delayed task has no next slot)."""
+    if row.kind != "recurrent":
         return None
-    if row.recurrence_limit and fired >= row.recurrence_limit:
-        return None
-    return schedule.next_slot(row.cron, after_ms, row.time_zone or "UTC")
+    return following(row.cron, row.time_zone, row.recurrence_limit,
+                     row.fired if fired is None else fired, after_ms)
 
 
 class Scheduler:
@@ -62,25 +58,17 @@ class Scheduler:
         self.runner = runner
         self.store = runner.store
         self.catch_up_ms = catch_up_ms
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker("task scheduler", TICK_SECONDS, self._tick_and_obey, log)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="task-scheduler")
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._ticker.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-                await self.runner.obey()  # stops asked of this process's runs elsewhere
-            except Exception:  # a bug must not stop every schedule: say it, go on
-                log.exception("task scheduler: a tick failed")
-            await asyncio.sleep(TICK_SECONDS)
+    async def _tick_and_obey(self) -> None:
+        await self.tick()
+        await self.runner.obey()  # stops asked of this process's runs elsewhere
 
     async def tick(self) -> int:
         """Fire what is due now; how many runs this process started."""
@@ -95,27 +83,21 @@ class Scheduler:
 
     async def fire(self, row: Any, now: int) -> int:
         """Claim the due slot of ``row`` and run it; 1 if this process started a run."""
-        slot = row.next_fire_ms
-        latest = slot
-        # The latest slot not after now: missed ones fire once, together.
-        while (after := next_after(row, latest)) is not None and after <= now:
-            latest = after
-        missed = now - latest > max(self.catch_up_ms, ON_TIME_MS)
-        fired = row.fired if missed else row.fired + 1
-        nxt = next_after(row, max(latest, now), fired)
+        f = Firing.plan(row.next_fire_ms, row.fired, now, self.catch_up_ms,
+                        lambda after, fired: next_after(row, after, fired))
         # Moved first, run second: the move is the claim (see the module docstring).
-        if not await call(self.store.advance, row.id, slot, nxt, fired):
+        if not await call(self.store.advance, row.id, f.slot, f.next, f.fired):
             return 0  # another process took the slot
-        if missed:
+        if f.missed:
             log.warning("task T%s: slot %s was missed by more than the catch-up time; "
-                        "skipped", row.id, latest)
-            if nxt is None:
+                        "skipped", row.id, f.latest)
+            if f.next is None:
                 await call(self.store.update_task, row.id, status="MISSED")
             return 0
         try:
-            number = await self.runner.start(row, "schedule", slot_ms=latest)
+            number = await self.runner.start(row, "schedule", slot_ms=f.latest)
         except APIError as exc:  # not deployed: nothing to run, the slot passes
-            log.warning("task T%s: slot %s passed without a run: %s", row.id, latest,
+            log.warning("task T%s: slot %s passed without a run: %s", row.id, f.latest,
                         exc.message)
             return 0
         return int(number is not None)

@@ -23,7 +23,6 @@ that succeeded never runs again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -34,6 +33,7 @@ from ..deps import call
 from ..errors import APIError
 from ..tasks.runner import Runner
 from ..tasks.store import ENDED
+from ..ticker import Ticker
 from . import dag
 from .store import WorkflowStore
 
@@ -50,20 +50,16 @@ class Engine:
     def __init__(self, store: WorkflowStore, runner: Runner) -> None:
         self.store = store
         self.runner = runner
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker("workflow engine", TICK_SECONDS, self.tick, log)
 
     def start(self) -> None:
         self.runner.listeners.append(self.poke)
-        self._task = asyncio.create_task(self._run(), name="workflow-engine")
+        self._ticker.start()
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.runner.listeners.remove(self.poke)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._ticker.stop()
 
     async def prepare(self, t: Tenant, d: Any, trigger: str = "manual") -> int:
         """A PREPARED instance of definition row ``d``: copies of its tasks, with their
@@ -76,23 +72,7 @@ class Engine:
 
     def poke(self) -> None:
         """Look again now (a run ended, an instance was started or resumed)."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except Exception:  # a bug must not stop every instance: say it, go on
-                log.exception("workflow engine: a tick failed")
-            # Woken by a poke, or by this timer: no wait_for (its cancellation of the wait,
-            # every tick, upset the anyio cancel scopes of streams closing in other tasks:
-            # an in-process WebSocket's RabbitMQ consumer was left open).
-            timer = asyncio.get_running_loop().call_later(TICK_SECONDS, self._wake.set)
-            try:
-                await self._wake.wait()
-            finally:
-                timer.cancel()
+        self._ticker.poke()
 
     async def tick(self) -> None:
         for iid in await call(self.store.moving):

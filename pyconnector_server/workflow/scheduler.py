@@ -22,8 +22,6 @@ so they do not share files).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -31,8 +29,9 @@ from ..auth import Tenant
 from ..clock import now_ms
 from ..deps import call
 from ..errors import APIError
-from ..tasks import schedule
-from ..tasks.scheduler import ON_TIME_MS, TICK_SECONDS
+from ..tasks.schedule import Firing, following
+from ..tasks.scheduler import TICK_SECONDS
+from ..ticker import Ticker
 from .engine import Engine
 from .schedule_store import ScheduleStore
 
@@ -44,12 +43,8 @@ __all__ = ["TICK_SECONDS", "Scheduler", "next_after", "start_instance"]
 def next_after(row: Any, after_ms: int, fired: int | None = None) -> int | None:
     """The definition's slot after ``after_ms`` once ``fired`` slots have fired (default:
     the row's count); None when it has no schedule or its recurrence limit is reached."""
-    fired = row.fired if fired is None else fired
-    if row.cron is None:
-        return None
-    if row.recurrence_limit and fired >= row.recurrence_limit:
-        return None
-    return schedule.next_slot(row.cron, after_ms, row.time_zone or "UTC")
+    return following(row.cron, row.time_zone, row.recurrence_limit,
+                     row.fired if fired is None else fired, after_ms)
 
 
 async def start_instance(engine: Engine, t: Tenant, d: Any, trigger: str) -> int:
@@ -68,24 +63,13 @@ class Scheduler:
         self.engine = engine
         self.store = store
         self.catch_up_ms = catch_up_ms
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = Ticker("workflow scheduler", TICK_SECONDS, self.tick, log)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="workflow-scheduler")
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:  # a bug must not stop every schedule: say it, go on
-                log.exception("workflow scheduler: a tick failed")
-            await asyncio.sleep(TICK_SECONDS)
+        await self._ticker.stop()
 
     async def tick(self, now: int | None = None) -> list[int]:
         """Fire what is due at ``now`` (default: the clock); the ids of the instances
@@ -107,21 +91,15 @@ class Scheduler:
         """Claim the due slot of definition ``row`` and start its instance; the
         instance's id, or None (another process took the slot, it was missed, or the
         instance could not be made)."""
-        slot = row.next_fire_ms
-        latest = slot
-        # The latest slot not after now: missed ones fire once, together.
-        while (after := next_after(row, latest)) is not None and after <= now:
-            latest = after
-        missed = now - latest > max(self.catch_up_ms, ON_TIME_MS)
-        fired = row.fired if missed else row.fired + 1
-        nxt = next_after(row, max(latest, now), fired)
+        f = Firing.plan(row.next_fire_ms, row.fired, now, self.catch_up_ms,
+                        lambda after, fired: next_after(row, after, fired))
         # Moved first, started second: the move is the claim (module docstring).
-        if not await call(self.store.advance, row.id, slot, nxt, fired):
+        if not await call(self.store.advance, row.id, f.slot, f.next, f.fired):
             return None
         name = f"{row.name!r} version {row.version!r}"
-        if missed:
+        if f.missed:
             log.warning("workflow %s: slot %s was missed by more than the catch-up time; "
-                        "skipped", name, latest)
+                        "skipped", name, f.latest)
             return None
         t = await call(self.store.tenant, row.tenant_id)
         if t is None:
@@ -130,7 +108,7 @@ class Scheduler:
             iid = await start_instance(self.engine, t, row, "schedule")
         except APIError as exc:  # a task gone or not deployed: the slot passes
             log.warning("workflow %s: slot %s passed without an instance: %s", name,
-                        latest, exc.message)
+                        f.latest, exc.message)
             return None
-        log.info("workflow %s: slot %s started instance I%s", name, latest, iid)
+        log.info("workflow %s: slot %s started instance I%s", name, f.latest, iid)
         return iid
