@@ -23,6 +23,7 @@ Keyword arguments win over the file, which wins over ``PYCONNECTOR_URL``,
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,8 +53,16 @@ class Config:
     retries: int = 3
     verify: bool | str = True
 
-    def __repr__(self) -> str:  # never print secrets
-        return f"Config(url={self.url!r}, api_key='***', jwt={'on' if self.jwt_key else 'off'})"
+    def __repr__(self) -> str:  # never print secrets: a key shows as its fingerprint
+        dls = f", dls_key={fingerprint(self.dls_key)}" if self.dls_key else ""
+        return (f"Config(url={self.url!r}, api_key={fingerprint(self.api_key)}, "
+                f"jwt={'on' if self.jwt_key else 'off'}{dls})")
+
+
+def fingerprint(secret: str) -> str:
+    """A key's short, stable name that does not reveal it: ``sha256:`` and the first 8
+    hex digits of its SHA-256 (tell two keys apart in a repr or a log, never the key)."""
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
 def _normalise(raw: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
 
+from .config import fingerprint
 from .errors import DataError, PyConnectorError
 from .http import HTTPCore, _progress
 from .times import TimeLike
@@ -162,7 +163,9 @@ class Datalake:
         self.dls_key = dlsKey or http.config.dls_key
 
     def __repr__(self) -> str:
-        return f"Datalake(url={self.http.config.url!r}, dls_key={'set' if self.dls_key else 'unset'})"
+        # No DLS key: the tenant administrator's API key acts as dlsadmin.
+        dls = fingerprint(self.dls_key) if self.dls_key else "none"
+        return f"<Datalake {self.http.describe(BASE)} dls_key={dls}>"
 
     # -- plumbing -----------------------------------------------------------------------------
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:

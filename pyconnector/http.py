@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from . import __version__
-from .config import Config
+from .config import Config, fingerprint
 from .errors import (
     ConfigError,
     ConnectError,
@@ -60,6 +60,14 @@ class HTTPCore:
     def close(self) -> None:
         """Close the pooled connections."""
         self.client.close()
+
+    def describe(self, base: str = "") -> str:
+        """Where and as whom, for a connector's repr (no network call, no secret): the
+        URL (and a service's ``base`` path), the API key's fingerprint, JWT mode, and
+        ``closed`` once :meth:`close` was called."""
+        c = self.config
+        return (f"{c.url.rstrip('/')}{base} api_key={fingerprint(c.api_key)}"
+                + (" jwt=on" if c.jwt_key else "") + (" closed" if self.client.is_closed else ""))
 
     def _auth(self) -> dict[str, str]:
         if not self.config.jwt_key:

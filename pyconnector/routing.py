@@ -499,7 +499,9 @@ class srwsUtils:  # noqa: N801 - TCUP's name
         self._subscriptions: list[WebSocketSubscription] = []
 
     def __repr__(self) -> str:
-        return f"<srwsUtils {self.http.config.url} websocket={'open' if self._ws else 'closed'}>"
+        return (f"<srwsUtils {self.http.describe(BASE)} "
+                f"websocket={'open' if self._ws else 'closed'} "
+                f"subscriptions={len(self._subscriptions)}>")
 
     def __enter__(self) -> Self:
         return self

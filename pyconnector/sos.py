@@ -70,6 +70,9 @@ class SensorObservation:
     def __init__(self, http: HTTPCore) -> None:
         self.http = http
 
+    def __repr__(self) -> str:
+        return f"<SensorObservation {self.http.describe(BASE)}>"
+
     def _object(self, method: str, path: str, **kwargs: Any) -> JSONObject:
         # The endpoints called through here answer one JSON object (their contract).
         return cast(JSONObject, self.http.request(method, path, **kwargs))
