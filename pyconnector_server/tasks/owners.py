@@ -26,13 +26,12 @@ over ``lost``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
 
 from ..deps import call
+from ..ticker import Ticker
 from .store import TaskStore
 
 log = logging.getLogger("pyconnector.tasks")
@@ -59,7 +58,9 @@ class Heartbeat:
         self.timeout_ms = int(timeout_seconds * 1000)
         self.interval = beat_seconds(timeout_seconds)
         self.alone = alone
-        self._task: asyncio.Task[None] | None = None
+        # The first beat is open's: the loop waits an interval before its own.
+        self._ticker = Ticker("task owner heartbeat", self.interval, self.tick, log,
+                              wait_first=True)
 
     async def open(self) -> None:
         """Make this process's row, sweep once, and beat from now on."""
@@ -68,15 +69,12 @@ class Heartbeat:
         lost = await call(self.store.sweep, self.owner, self.alone)
         if lost:
             log.warning("tasks: %d run(s) of stopped platform processes marked lost", lost)
-        self._task = asyncio.create_task(self._run(), name="task-owner-heartbeat")
+        self._ticker.start()
 
     async def close(self) -> None:
         """Stop beating and remove this process's row (call it once its runs are over:
         those still unfinished are marked lost)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._ticker.stop()
         try:
             await call(self.store.retire, self.owner)
         except Exception:  # the others' sweep will do it, a timeout later
@@ -95,11 +93,3 @@ class Heartbeat:
         if lost:
             log.warning("tasks: %d run(s) of stopped platform processes marked lost", lost)
         return lost
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.tick()
-            except Exception:  # a database hiccup: the next heartbeat tries again
-                log.exception("tasks: a heartbeat failed")
