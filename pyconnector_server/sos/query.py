@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import operator
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,15 +26,19 @@ import sqlalchemy as sa
 
 from pyconnector.times import format_iso, format_tcup
 
+from .. import cancel
 from ..auth import Tenant
 from ..errors import bad_request
 from .params import Filter, ObservationQuery, encode_cursor
 from .store import Prop, SosStore
-from .tables import observation
+from .tables import observation, sensor
 
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
             "=": operator.eq, "!=": operator.ne}
 ARROW_TYPES = {"quantity": pa.float64(), "count": pa.int64(), "text": pa.string()}
+# A (sensor, property) reads at least this many values a slice: many sensors with few
+# values each make fewer, larger slices rather than very many small ones.
+MIN_SHARE = 1024
 
 
 @dataclass
@@ -44,7 +48,23 @@ class Result:
     next_cursor: str | None
 
 
-def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
+@dataclass
+class Plan:
+    """What a query reads, resolved against the store: its sensors, the properties it
+    returns (``wanted``) and reads (``read``: those and the filtered ones), and the
+    internal column of each read property."""
+
+    refs: list[Any]
+    wanted: list[Prop]
+    read: list[Prop]
+    column: dict[str, str]
+    filtered: set[str]
+    sensors_of: dict[str, list[int]]
+
+
+def plan(store: SosStore, t: Tenant, q: ObservationQuery) -> Plan:
+    """Resolve ``q``'s names; 404 for an unknown sensor or feature, 400 for a property
+    or filter none of its sensors has."""
     refs = store.sensor_refs(t, q.sensors, q.feature)
     outputs = store.sensor_outputs(t, [r.id for r in refs]) if refs else []
     props = {p.name: p for _, p in outputs}
@@ -59,8 +79,24 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
                               "property")
     filtered = {f.name for f in q.filters}
     read = [props[n] for n in dict.fromkeys([*wanted, *sorted(filtered)])]
-    sensors_of = {p: [s for s, pp in outputs if pp.name == p] for p in props}
+    # Internal columns are s, t and v<i>: no user-chosen name is ever a column name
+    # before _present, so a property called "s" or "t" cannot shadow a key.
+    return Plan(refs, [props[n] for n in wanted], read,
+                {prop.name: f"v{i}" for i, prop in enumerate(read)}, filtered,
+                {p: [s for s, pp in outputs if pp.name == p] for p in props})
 
+
+def _keys(store: SosStore, p: Plan, q: ObservationQuery, desc: bool,
+          push: int | None) -> pa.Table:
+    """The records of ``q`` keyed by (s, t), a column per read property, in no order."""
+    tables = store.db.read_arrow([
+        (_series_sql(prop, p.sensors_of[prop.name], q, desc, push),
+         _series_schema(prop, p.column[prop.name])) for prop in p.read])
+    return _align(list(zip(p.read, tables)), {p.column[n] for n in p.filtered}, p.column)
+
+
+def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
+    p = plan(store, t, q)
     desc = q.order == "desc" if q.latest is None else True
     push = None
     if not q.filters:
@@ -68,14 +104,7 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
             push = q.latest
         elif q.limit is not None:
             push = q.offset + q.limit + 1
-    # Internal columns are s, t and v<i>: no user-chosen name is ever a column name
-    # before _present, so a property called "s" or "t" cannot shadow a key.
-    column = {prop.name: f"v{i}" for i, prop in enumerate(read)}
-    tables = store.db.read_arrow([
-        (_series_sql(prop, sensors_of[prop.name], q, desc, push),
-         _series_schema(prop, column[prop.name])) for prop in read])
-    series = list(zip(read, tables))
-    keys = _align(series, {column[n] for n in filtered}, column)
+    keys = _keys(store, p, q, desc, push)
     if q.latest is not None:
         keys = keys.sort_by([("t", "descending"), ("s", "descending")]).slice(0, q.latest)
     order = "descending" if q.order == "desc" else "ascending"
@@ -86,8 +115,115 @@ def run(store: SosStore, t: Tenant, q: ObservationQuery) -> Result:
         keys = keys.slice(0, q.limit)
         last = keys.num_rows - 1
         next_cursor = encode_cursor(keys["t"][last].as_py(), keys["s"][last].as_py())
-    return Result(_present(keys, refs, [props[n] for n in wanted], column),
-                  [props[n] for n in wanted], next_cursor)
+    return Result(_present(keys, p.refs, p.wanted, p.column), p.wanted, next_cursor)
+
+
+# -- answers in slices -------------------------------------------------------------------
+@dataclass
+class Sliced:
+    """A query's answer as tables read one after the other (a slice of time each), so
+    the whole answer is never in the server's memory. ``slices`` yields at least one
+    table (maybe empty), each with ``schema``, in the answer's order."""
+
+    properties: list[Prop]
+    schema: pa.Schema
+    slices: Iterator[pa.Table]
+
+
+def sliced(store: SosStore, t: Tenant, q: ObservationQuery, rows: int) -> Sliced:
+    """Answer ``q`` in slices of at most about ``rows`` values per property.
+
+    Each slice is a span of time whose records are read, lined up and sorted as
+    :func:`run` does for the whole answer; the spans follow one another in the answer's
+    order, so the slices put end to end are :func:`run`'s table. A span ends where a
+    probe says one of its sensors would give more than its share of ``rows`` (the
+    ``share+1``-th value of each (sensor, property) from the span's start, found in the
+    primary key's index). Each slice is read in a transaction of its own: between two
+    slices the server holds no connection, so a client that leaves mid-answer leaves
+    nothing open. A query with ``latest``, ``limit``, ``offset`` or ``cursor`` is one
+    slice (:func:`run`): its size is bounded by its own terms.
+
+    Names are resolved here, so 400 and 404 come before the answer starts.
+    """
+    p = plan(store, t, q)
+    schema = _answer_schema(p.wanted)
+    if q.latest is not None or q.limit is not None or q.offset or q.cursor is not None:
+        return Sliced(p.wanted, schema, iter([run(store, t, q).table.cast(schema)]))
+    return Sliced(p.wanted, schema, _slices(store, p, q, rows, schema))
+
+
+def _slices(store: SosStore, p: Plan, q: ObservationQuery, rows: int,
+            schema: pa.Schema) -> Iterator[pa.Table]:
+    try:
+        yield from _read_slices(store, p, q, rows, schema)
+    except Exception:
+        gone = cancel.current.get()
+        if gone is not None and gone.cancelled:
+            return  # the client left (its read was cancelled): nobody wants the rest
+        raise
+
+
+def _read_slices(store: SosStore, p: Plan, q: ObservationQuery, rows: int,
+                 schema: pa.Schema) -> Iterator[pa.Table]:
+    desc = q.order == "desc"
+    order = "descending" if desc else "ascending"
+    lo, hi = q.start, q.end  # the span left to read: [lo, hi), None is unbounded
+    while True:
+        # asc: this slice is [lo, cut); desc: [cut, hi). None: all that is left.
+        cut = _probe(store, p, rows, lo, hi, desc)
+        window = (replace(q, start=cut if cut is not None else lo, end=hi) if desc else
+                  replace(q, start=lo, end=cut if cut is not None else hi))
+        keys = _keys(store, p, window, desc, None).sort_by([("t", order), ("s", order)])
+        yield _present(keys, p.refs, p.wanted, p.column).cast(schema)
+        if cut is None:
+            return
+        if desc:
+            hi = cut
+        else:
+            lo = cut
+
+
+def _probe(store: SosStore, p: Plan, rows: int, lo: int | None, hi: int | None,
+           desc: bool) -> int | None:
+    """Where the next slice of ``[lo, hi)`` ends (asc) or starts (desc): the nearest time
+    at which some (sensor, property) reaches its share of ``rows`` values (beyond it,
+    for desc); None when every one has fewer values than its share left."""
+    o = observation
+    found: list[int] = []
+    with store.db.read() as conn:
+        for prop in p.read:
+            ids = p.sensors_of[prop.name]
+            if not ids:
+                continue
+            share = max(rows // len(ids), min(rows, MIN_SHARE))
+            nth = sa.select(o.c.time_ms).where(o.c.sensor_id == sensor.c.id,
+                                               o.c.property_id == prop.id)
+            if lo is not None:
+                nth = nth.where(o.c.time_ms >= lo)
+            if hi is not None:
+                nth = nth.where(o.c.time_ms < hi)
+            # asc: the (share+1)-th time from lo, the first one past the slice; desc: the
+            # share-th time down from hi, the slice's first (it starts there).
+            nth = (nth.order_by(o.c.time_ms.desc()).limit(1).offset(share - 1) if desc else
+                   nth.order_by(o.c.time_ms).limit(1).offset(share))
+            agg = sa.func.max if desc else sa.func.min
+            value = conn.execute(sa.select(agg(nth.scalar_subquery()))
+                                 .where(sensor.c.id.in_(ids))).scalar()
+            if value is not None:
+                found.append(int(value))
+    if not found:
+        return None
+    cut = max(found) if desc else min(found)
+    if desc and lo is not None and cut <= lo:
+        return None
+    return cut
+
+
+def _answer_schema(props: list[Prop]) -> pa.Schema:
+    """The columns users see: time, sensor, feature, then one per property."""
+    return pa.schema([("time", pa.timestamp("ms", tz="UTC")), ("sensor", pa.string()),
+                      ("feature", pa.string()),
+                      *[(prop.name, ARROW_TYPES[prop.type]) for prop in props]])
 
 
 def _series_sql(prop: Prop, sensor_ids: list[int], q: ObservationQuery, desc: bool,
@@ -192,13 +328,25 @@ def to_tcup_json(result: Result, time_format: str = "tcup") -> dict[str, Any]:
             "observations": items}
 
 
-def arrow_stream(table: pa.Table) -> Iterator[bytes]:
-    """The table as an Arrow IPC stream, sent a batch at a time as it is written."""
+def arrow_stream(answer: Sliced) -> Iterator[bytes]:
+    """The answer as an Arrow IPC stream, sent a batch at a time as each slice is read."""
     sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=65_536):
-            writer.write_batch(batch)
-            yield sink.getvalue()
-            sink.seek(0)
-            sink.truncate()
+    with pa.ipc.new_stream(sink, answer.schema) as writer:
+        for table in answer.slices:
+            for batch in table.to_batches(max_chunksize=65_536):
+                writer.write_batch(batch)
+                yield sink.getvalue()
+                sink.seek(0)
+                sink.truncate()
     yield sink.getvalue()  # the schema if nothing came before, and the end-of-stream mark
+
+
+def csv_stream(answer: Sliced, write: Callable[[Result], Iterator[bytes]]
+               ) -> Iterator[bytes]:
+    """The answer as CSV: ``write`` (:func:`.csvio.write_csv`: a header line, then the
+    records) of each slice, the header from the first slice only."""
+    for i, table in enumerate(answer.slices):
+        chunks = write(Result(table, answer.properties, None))
+        if i:
+            next(chunks)  # the header again
+        yield from chunks

@@ -310,16 +310,20 @@ async def get_observations(
     q = ObservationQuery.from_params(
         request.query_params, page // 10 if fmt == "json" else None,
         page if fmt == "json" else None)
-    result = await call(query.run, s, t, q)
     if fmt == "json":
         tf = v.choice(timeFormat, "timeFormat", ("tcup", "iso", "epoch"), "tcup")
+        result = await call(query.run, s, t, q)
         return await call(query.to_tcup_json, result, tf)
+    # CSV and Arrow are read and sent a slice at a time: the server never holds the whole
+    # answer (the JSON answer is one page, bounded by max_page_size).
+    answer = await call(query.sliced, s, t, q, settings.sos_slice_rows)
     if fmt == "csv":
-        return StreamingResponse(csvio.write_csv(result), media_type="text/csv",
-                                 headers={"content-disposition":
-                                          'attachment; filename="observations.csv"',
-                                          **await _counted(prefer, s, t, q)})
-    return StreamingResponse(query.arrow_stream(result.table), media_type=ARROW_STREAM)
+        return StreamingResponse(query.csv_stream(answer, csvio.write_csv),
+                                 media_type="text/csv", headers={
+                                     "content-disposition":
+                                     'attachment; filename="observations.csv"',
+                                     **await _counted(prefer, s, t, q)})
+    return StreamingResponse(query.arrow_stream(answer), media_type=ARROW_STREAM)
 
 
 @router.delete("/observations", summary="Delete observations of sensors/a feature in a span",
