@@ -28,7 +28,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await error_response(_too_large(self.limit))(scope, receive, send)
+                await error_response(_too_large(self.limit), scope)(scope, receive, send)
                 return
         seen = 0
 

@@ -46,7 +46,8 @@ ERROR_TEXT = {
     "401": "No API key (or DLS key), or an unknown or expired one.",
     "403": "The key may not do this (e.g. an `/admin` route without an admin key).",
     "404": "No such object for this tenant (another tenant's objects are not found).",
-    "409": "The object exists already, is in use, or the quota is spent.",
+    "409": "The object exists already, is in use, the quota is spent, or (Data Lake) the "
+           "key may read but not write or delete it.",
     "413": "The body is over the platform's limit.",
     "416": "The byte range is outside the file.",
     "503": "The database is busy or the query ran out of time; retry after Retry-After.",
@@ -55,12 +56,14 @@ ERROR_TEXT = {
 
 class Error(BaseModel):
     """Every failure: the status, a message naming the problem and, when known, the
-    field (``observations[0].record[1].starttime``) and the CSV line."""
+    field (``observations[0].record[1].starttime``) and the CSV line; the Data Lake's
+    errors carry TCUP's message key (``not.found``, ``no.write.privilege``, …)."""
 
     code: int
     message: str
     field: str | None = None
     line: int | None = None
+    key: str | None = None
 
 
 def secured(*schemes: str, forbids: bool = False) -> Callable[[F], F]:

@@ -30,7 +30,7 @@ from ..backends.blobs import BlobWriter
 from ..bodies import batch_body, documented, json_body
 from ..checks import int_param
 from ..deps import Auth, AuthKey, call, state
-from ..errors import APIError, bad_request
+from ..errors import APIError, bad_request, register_dialect
 from ..openapi import answers, errors, secured
 from . import answers as a
 from . import form as fb
@@ -38,12 +38,14 @@ from . import validate as v
 from .bodies import MetadataUpdate, RelationIn, ShareIn, UserIn
 from .query import CatalogQuery
 from .store import ADMIN_USER, DatalakeStore, DlsUser, dls_error
+from .tcup_errors import dialect
 
 PREFIX = "/api/dls"
 DLS_KEY_HEADER = "x-dls-key"
 WRITE_BLOCK = 1 << 20  # bytes handed to the blob store per write
 
 router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
+register_dialect(PREFIX, dialect(PREFIX))  # every DLS error carries TCUP's message key
 
 
 store = state("dls", DatalakeStore)
@@ -350,27 +352,29 @@ async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Calle
 
 @router.delete("/file", status_code=207, summary="Delete files (207: one DlsResponse per file-uri)",
                responses=answers(list[a.DlsResponse], 207, "One DlsResponse per file-uri",
-                                 404))
+                                 404, 409))
 async def delete(file_uri: list[str] = Query(..., alias="file-uri"), u: DlsUser = Caller,
                  s: DatalakeStore = Store) -> Any:
     out = []
+    failed: APIError | None = None
     for uri in file_uri:
         try:
             item, key = await call(s.delete_file, u, uri)
         except APIError as exc:
+            failed = exc
             out.append({"key": "file-uri", "value": uri, "code": exc.status,
                         "messages": [exc.message]})
             continue
         await call(s.blobs.delete, key)
         out.append(item)
-    if len(out) == 1 and out[0]["code"] >= 400:
-        raise APIError(out[0]["code"], out[0]["messages"][0], field="file-uri")
+    if len(out) == 1 and failed is not None:
+        raise APIError(failed.status, failed.message, field="file-uri", key=failed.key)
     return _multi(out)
 
 
 @router.put("/file/metadata", summary="Set or remove metadata of a file (and its comment)",
             description='Body: {"metadata": ["k=v", "private@k=v"], "remove": ["k"], '
-            '"comment": "…"}', responses=answers(a.Updated, 200, "Updated", 404))
+            '"comment": "…"}', responses=answers(a.Updated, 200, "Updated", 404, 409))
 async def put_metadata(
         file_uri: str = FileUri,
         u: DlsUser = Caller,
@@ -466,7 +470,7 @@ async def post_relation(
     if not many:
         item = out[0]
         if item["code"] >= 400:
-            raise APIError(item["code"], f"already.exists: {item['value']}", field="relation")
+            raise dls_error(item["code"], "already.exists", item["value"], "relation")
         return JSONResponse(item, status_code=201)
     return _multi(out)
 
@@ -483,7 +487,8 @@ async def get_relation(file_uri: str | None = Query(None, alias="file-uri"),
 
 
 @router.delete("/relation", summary="Remove relations from source to target",
-               responses=answers(a.Updated, 200, "Removed (count says how many)", 404))
+               responses=answers(a.Updated, 200, "Removed (count says how many)", 404,
+                                 409))
 async def delete_relation(source: str, target: str, relation: str | None = None,
                           u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     name = v.relation_name(relation) if relation is not None else None

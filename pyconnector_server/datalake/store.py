@@ -34,8 +34,9 @@ from .tables import file, meta, relation, share, tenant_storage, user
 
 
 def dls_error(status: int, key: str, detail: str, field: str | None = None) -> APIError:
-    """An error whose message starts with TCUP's message key (``not.found: …``)."""
-    return APIError(status, f"{key}: {detail}", field=field)
+    """An error with TCUP's message ``key``, which its message starts with too
+    (``not.found: …``)."""
+    return APIError(status, f"{key}: {detail}", field=field, key=key)
 
 
 def not_found(uri: str) -> APIError:
@@ -267,7 +268,8 @@ class DatalakeStore:
     def _resolve(self, conn: sa.Connection, u: DlsUser, raw: str, need: str = "R",
                  field: str = "file-uri", lock: bool = False) -> Any:
         """The catalog row of URI ``raw`` if ``u`` may ``need`` it: 404 if ``u`` cannot
-        see it (or it is another tenant's), 403 if ``u`` sees it without ``need``."""
+        see it (or it is another tenant's), 409 ``no.write.privilege`` (or
+        ``no.delete.privilege``) if ``u`` sees it without ``need``: TCUP's status for it."""
         uri = v.uri(raw, field)
         if uri.tenant != u.tenant.name:
             raise not_found(raw)
@@ -282,7 +284,7 @@ class DatalakeStore:
             raise not_found(raw)
         if need not in perms:
             word = {"W": "write", "D": "delete"}[need]
-            raise dls_error(403, f"no.{word}.privilege",
+            raise dls_error(409, f"no.{word}.privilege",
                             f"you may not {word} {raw!r}", field)
         return row
 

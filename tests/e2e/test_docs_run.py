@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -55,8 +56,9 @@ EXCLUDED = {
                             "service's module layout), not lines a user runs",
 }
 PAGES = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+BLOCK_TIMEOUT = 300  # seconds a block may take (a hung one fails, naming itself)
 RUNNABLE = ("python", "sh", "bash", "console")
-FENCE = re.compile(r"^```(\S*)[ \t]*(.*)$")
+FENCE = re.compile(r"^\s*```(\S*)[ \t]*(.*)$")
 MARKER = re.compile(r"^<!--\s*(file|docs-run):\s*(.*?)\s*-->$")
 
 
@@ -82,7 +84,7 @@ def blocks(page: str) -> list[Block]:
             i += 1
             continue
         lang, info = m[1], m[2]
-        end = next(j for j in range(i + 1, len(lines)) if lines[j].rstrip() == "```")
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
         code = "\n".join(lines[i + 1:end]) + "\n"
         prev = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = MARKER.match(prev)
@@ -193,8 +195,12 @@ class PageRun:
         with self.log.open("a") as log:
             log.write(f"--- {self.where(block)}\n")
             log.flush()
-            done = subprocess.run(["bash", "-c", script], cwd=self.work, env=self.env,
-                                  stdout=log, stderr=subprocess.STDOUT, timeout=300)
+            try:
+                done = subprocess.run(["bash", "-c", script], cwd=self.work, env=self.env,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      timeout=BLOCK_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{self.where(block)}: still running after {BLOCK_TIMEOUT} s")
         if done.returncode:
             pytest.fail(f"{self.where(block)}: the shell block exited {done.returncode}:\n"
                         f"{self.output()}")
@@ -209,6 +215,10 @@ class PageRun:
         req = {"name": self.where(block), "code": self.localise(block.code), "env": self.env}
         self.python.stdin.write(json.dumps(req) + "\n")
         self.python.stdin.flush()
+        ready, _, _ = select.select([self.python.stdout], [], [], BLOCK_TIMEOUT)
+        if not ready:
+            pytest.fail(f"{self.where(block)}: still running after {BLOCK_TIMEOUT} s:\n"
+                        f"{self.output()}")
         line = self.python.stdout.readline()
         if not line:
             pytest.fail(f"{self.where(block)}: the interpreter ended:\n{self.output()}")
@@ -270,7 +280,8 @@ def test_page_runs(page: str, tmp_path: Path) -> None:
     work.mkdir()
     session = PageRun(page, work)
     try:
-        if not any(b.action == "background" for b in page_blocks):
+        if (not any(b.action == "background" for b in page_blocks)
+                and any(b.action == "run" for b in page_blocks)):
             session.start_platform()
         for block in page_blocks:
             if block.action == "skip":
@@ -279,9 +290,10 @@ def test_page_runs(page: str, tmp_path: Path) -> None:
                 session.run(block)
     finally:
         session.close()
-    ran = sum(b.action in ("run", "background") for b in page_blocks)
-    skipped = [b for b in page_blocks if b.action == "skip"]
-    print(f"{page}: {ran} block(s) run, {len(skipped)} skipped")
+    count = {a: sum(b.action == a for b in page_blocks) for a in ("run", "background",
+                                                                   "file", "skip")}
+    print(f"{page}: {count['run'] + count['background']} block(s) run, {count['file']} "
+          f"file(s) saved, {count['skip']} skipped")
 
 
 def test_excluded_pages_exist_and_skips_say_why() -> None:

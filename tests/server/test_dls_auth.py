@@ -36,7 +36,8 @@ def test_missing_dls_key_is_403_unknown_is_401(dls: Dls, method: str, path: str)
     assert r.json()["message"].startswith("not.authorized")
     r = c.request(method, DLS + path, headers={**app_key, "x-dls-key": "0" * 64})
     assert r.status_code == 401
-    assert r.json() == {"code": 401, "message": "not.authenticated: unknown DLS key"}
+    assert r.json() == {"code": 401, "message": "not.authenticated: unknown DLS key",
+                        "key": "not.authenticated"}
 
 
 def test_a_dls_key_of_another_tenant_is_unknown_here(make_app) -> None:

@@ -1,6 +1,8 @@
 """One error shape for every failure, across route families:
-``{"code": int, "message": str[, "field": str][, "line": int]}``, with ``code`` equal to
-the HTTP status wherever the status is not TCUP's 200-with-the-code-in-the-body."""
+``{"code": int, "message": str[, "field": str][, "line": int][, "key": str]}``, with
+``code`` equal to the HTTP status wherever the status is not TCUP's
+200-with-the-code-in-the-body. ``key`` is TCUP's message key: every Data Lake error has
+one, other services' errors none."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 SOS = "/api/sos/v2.0"
 CSV = {"content-type": "text/csv"}
+DLS = "/api/dls"
 OPTIONAL = {"field": str, "line": int, "key": str}  # key: TCUP's message key (DLS)
 
 
@@ -113,6 +116,24 @@ def test_every_error_has_the_one_shape(make_app: Any) -> None:
         ("x-routing", api.post(f"{SOS}/observations", json={"observations": []},
                                headers={"x-routing": "pigeon"}), 200, 400, "x-routing", None),
     ]
+    dls_key = {"x-dls-key": api.post(f"{DLS}/admin/users", json={"user": "ann"}).json()["dlsKey"]}
+    dls_cases: list[tuple[str, Any, int, int, str | None, int | None]] = [
+        ("dls 401", c.get(f"{DLS}/catalog"), 401, 401, None, None),
+        ("dls 404", api.get(f"{DLS}/file", params={"file-uri": "x/ann/f"}, headers=dls_key),
+         404, 404, "file-uri", None),
+        ("dls 400", api.get(f"{DLS}/catalog", params={"sort": "up"}, headers=dls_key),
+         400, 400, "sort", None),
+        ("dls upload too big", api.post(f"{DLS}/file", params={"filename": "f"},
+                                        content=b"x" * 5001, headers=dls_key),
+         400, 400, None, None),
+        ("dls 405", c.patch(f"{DLS}/file", headers=key), 405, 405, None, None),
+        ("dls unknown route", api.get(f"{DLS}/nope"), 404, 404, None, None),
+    ]
+    for label, r, *_ in dls_cases:  # the Data Lake's carry TCUP's message key
+        assert isinstance(r.json().get("key"), str), (label, r.json())
+    for label, r, *_ in cases:  # the others none
+        assert "key" not in r.json(), (label, r.json())
+    cases += dls_cases
     seen = set()
     for label, r, status, code, field, line in cases:
         assert label not in seen

@@ -24,7 +24,7 @@ OPERATIONS = [(method, path, op) for path, item in SPEC["paths"].items()
               for method, op in item.items()]
 IDS = [f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
 PUBLIC = {"/health"}
-ERROR_KEYS = {"code", "message", "field", "line"}
+ERROR_KEYS = {"code", "message", "field", "line", "key"}
 # POSTs that name an action on an object and take no body.
 ACTIONS = ("/key", "/purge", "/start", "/stop", "/restart", "/cancel", "/pause", "/resume",
            "/instances", "/initiate", "/abort", "/recover")
