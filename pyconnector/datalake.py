@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
+from urllib.parse import quote
+
+import httpx
 
 from .config import fingerprint
-from .errors import DataError, PyConnectorError
-from .http import HTTPCore, _progress
+from .errors import APIError, DataError, PyConnectorError, TransportError
+from .http import CHUNK, HTTPCore, _progress
 from .times import TimeLike
 
 if TYPE_CHECKING:  # pandas loads on the first read that needs it
@@ -43,6 +46,15 @@ Metadata: TypeAlias = dict[str, Any] | Iterable[str] | str | None
 """``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"``."""
 FileType: TypeAlias = Literal["file", "bytes"]
 
+# uploadFile sends files over this size through the resumable path, in chunks of
+# RESUMABLE_CHUNK bytes (each one stored durably before the server answers it), and goes
+# on from the last byte stored after a broken connection, MAX_RESUMES times at most.
+RESUMABLE_BYTES = 8 << 20
+RESUMABLE_CHUNK = 64 << 20
+MAX_RESUMES = 8
+# The server's 409s that mean "ask where the upload stands and go on from there".
+_RESUME_KEYS = ("offset.mismatch", "upload.busy")
+
 
 def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
@@ -62,6 +74,17 @@ def metadata_items(metadata: Metadata) -> list[str]:
             out.append(f"{key}='{text}'" if "," in text else f"{key}={text}")
         return out
     return [str(m) for m in metadata]
+
+
+def _no_route(exc: APIError) -> bool:
+    """Whether a 404/405 says the platform has no such path (not a DLS answer)."""
+    return exc.status == 405 or exc.message.startswith("Not Found")
+
+
+def _resumable_error(exc: APIError) -> bool:
+    """Whether the server refused a chunk only for where it was: ask, and go on."""
+    key = exc.body.get("key") if isinstance(exc.body, dict) else None
+    return exc.status == 409 and (key in _RESUME_KEYS or exc.message.startswith(_RESUME_KEYS))
 
 
 def _uris(fileUri: Uris) -> list[str]:  # noqa: N803
@@ -202,7 +225,7 @@ class Datalake:
                    savepoint: str | None = None, metadata: Metadata = None,
                    comment: str | None = None, mode: str = "RESTRICT",
                    name: str | None = None, fileUri: str | None = None,  # noqa: N803
-                   progress: bool | None = None) -> JSONObject:
+                   progress: bool | None = None, resumable: bool | None = None) -> JSONObject:
         """Upload the local file ``filename`` (streamed, never read whole).
 
         It lands in your area as ``[directory/][savepoint/]name`` (``name`` defaults to the
@@ -210,17 +233,99 @@ class Datalake:
         ``metadata``: ``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"``;
         a ``private@key`` is yours alone. ``mode``: ``RESTRICT`` (refuse if it exists),
         ``OVERWRITE``, ``APPEND`` or ``ARCHIVE``. A progress bar shows for files over 8 MiB
-        on a terminal, or when ``progress=True``. Answers ``{code, message, uri, size-bytes}``.
+        on a terminal, or when ``progress=True``; it counts the bytes sent, and after a
+        broken connection goes back to those the server stored. Answers ``{code, message,
+        uri, size-bytes, sha256}``.
+
+        Files over 8 MiB (``resumable=None``; ``True``: any size, ``False``: never) go
+        through the resumable upload, unless ``fileUri`` is given: in chunks, each stored
+        durably before the next; a broken connection is resumed from the last byte stored.
         """
         path = Path(filename)
         params = _drop_none({
             "directory": directory, "savepoint": savepoint, "comment": comment, "mode": mode,
             "metadata": metadata_items(metadata) or None, "file-uri": fileUri,
             "filename": None if fileUri else (name or path.name)})
+        size = path.stat().st_size
+        if fileUri is None and (size > RESUMABLE_BYTES if resumable is None else resumable):
+            try:
+                return self._upload_resumable(path, size, params, progress)
+            except APIError as exc:
+                if not _no_route(exc):
+                    raise  # a platform without resumable uploads: the plain upload below
         ctype = mimetypes.guess_type(name or path.name)[0] or "application/octet-stream"
         return cast("JSONObject", self.http.upload(
             "POST", f"{BASE}/file", path, progress=progress, params=params,
             headers=self._headers({"content-type": ctype})))
+
+    def _upload_resumable(self, path: Path, size: int, params: dict[str, Any],
+                          progress: bool | None) -> JSONObject:
+        """Open a resumable upload (afresh: a session left by another call may hold
+        other bytes), send ``path`` in chunks, and after a broken connection (or a chunk
+        the server says is at the wrong offset) ask the offset stored and go on there."""
+        opened = self._object("POST", "/file/resumable",
+                              params={**params, "sizeInBytes": size, "restart": "true"})
+        uri = str(opened["uri"])
+        offset: int | None = int(cast(int, opened["offset"]))
+        where = {k: params[k] for k in ("directory", "savepoint") if k in params}
+        status_path = "/file/status/" + quote(str(params["filename"]), safe="")
+        resumes = 0
+        with _progress(size, path.name, progress) as bar:
+            shown = 0
+
+            def show(position: int) -> None:
+                nonlocal shown
+                bar.update(position - shown)
+                shown = position
+
+            while True:
+                try:
+                    if offset is None:
+                        offset = int(cast(int, self._object(
+                            "GET", status_path, params=where)["offset"]))
+                        show(offset)
+                    if offset >= size:  # every byte is stored: ask for the file
+                        return self._object("PUT", "/file/status",
+                                            params={"file-uri": uri, "status": "UPLOADED"})
+                    end = min(size, offset + RESUMABLE_CHUNK)
+                    answer = self._put_chunk(uri, path, offset, end, size, show)
+                    if end == size:
+                        return answer  # the last chunk's answer is the upload's
+                    offset = int(cast(int, answer["offset"]))
+                    show(offset)
+                except (TransportError, APIError) as exc:
+                    if isinstance(exc, APIError) and not _resumable_error(exc):
+                        raise
+                    resumes += 1
+                    if resumes > MAX_RESUMES:
+                        raise
+                    self.http._sleep(self.http._delay(resumes))
+                    offset = None
+
+    def _put_chunk(self, uri: str, path: Path, start: int, end: int, size: int,
+                   show: Callable[[int], None]) -> JSONObject:
+        """Send bytes ``[start, end)`` of ``path``, once (a broken chunk is resumed, not
+        sent again whole); the bar counts each block once it is handed to the socket."""
+        def body() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                sent = start
+                while sent < end and (block := fh.read(min(CHUNK, end - sent))):
+                    yield block
+                    sent += len(block)
+                    show(sent)
+
+        headers = self._headers({
+            "content-range": f"bytes {start}-{end - 1}/{size}",
+            "content-length": str(end - start), "content-type": "application/octet-stream",
+            **self.http._auth()})
+        try:
+            response = self.http.client.put(f"{BASE}/file/resumable", params={"file-uri": uri},
+                                            content=body(), headers=headers)
+        except httpx.TransportError as exc:
+            raise TransportError(f"PUT {BASE}/file/resumable ({uri}, bytes {start}-"
+                                 f"{end - 1}) interrupted: {exc}") from exc
+        return cast("JSONObject", self.http.check(response))
 
     # What getFile gives: 'json' records, 'dataframe' a DataFrame, 'table'/'csv' text,
     # whatever the URIs; 'bytes' and 'file' one item for a URI string, a list for a list.

@@ -240,8 +240,9 @@ class HTTPCore:
         def chunks() -> Iterator[bytes]:
             with _progress(size, source.name, progress) as bar, open(source, "rb") as fh:
                 while chunk := fh.read(CHUNK):
-                    bar.update(len(chunk))
                     yield chunk
+                    # Counted once httpx asks for the next block: this one is sent.
+                    bar.update(len(chunk))
 
         headers = {"content-length": str(size), **kwargs.pop("headers", {})}
         return self.request(method, path, content=chunks(), headers=headers, **kwargs)

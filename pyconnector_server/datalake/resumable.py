@@ -44,7 +44,7 @@ from ..openapi import answers
 from . import answers as a
 from . import form as fb
 from . import validate as v
-from .routes import PREFIX, Caller, Store, _blocks
+from .routes import PREFIX, WRITE_BLOCK, Caller, Store
 from .store import DatalakeStore, DlsUser, dls_error
 
 router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
@@ -199,7 +199,7 @@ def _reserved(root: Path, skip: Path) -> int:
              "the query or as multipart/form-data fields. Answers the file URI and the offset "
              "to send from (0 for a new upload; the bytes stored when an open upload of "
              "the same file and size is resumed, keeping its comment and metadata unless new ones "
-             "are given; another size starts over). Accept: "
+             "are given; another size, or restart=true, starts over). Accept: "
              "text/plain answers the URI alone, as TCUP does. The bytes follow with PUT "
              "/file/resumable.",
              dependencies=[documented({"type": "object", "properties": {
@@ -213,6 +213,8 @@ async def open_upload(request: Request, filename: str, directory: str | None = N
                       savepoint: str | None = None, mode: str | None = None,
                       comment: str | None = None, metadata: list[str] = Query(default=[]),
                       sizeInBytes: str = Query(..., description="the file's size"),  # noqa: N803
+                      restart: bool = Query(False, description="start over even if an "
+                                            "upload of the same file and size is open"),
                       u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     m = v.mode(mode)
     d, sp, name = v.directory(directory), v.savepoint(savepoint), v.filename(filename)
@@ -246,11 +248,11 @@ async def open_upload(request: Request, filename: str, directory: str | None = N
                         "smaller", "sizeInBytes")
     info = {"directory": d, "savepoint": sp, "filename": name, "mode": m, "size": size,
             "comment": note, "metadata": raw_meta, "status": "RESUMED", "created": time.time()}
-    code, offset = await call(_open, sess, info, uri)
+    code, offset = await call(_open, sess, info, uri, restart)
     return _answer(request, _status(uri, info, offset), code)
 
 
-def _open(sess: Session, info: dict[str, Any], uri: str) -> tuple[int, int]:
+def _open(sess: Session, info: dict[str, Any], uri: str, restart: bool) -> tuple[int, int]:
     """Make or resume the session; (201 or 200, the offset)."""
     sess.folder.mkdir(parents=True, exist_ok=True)
     old = sess.read()
@@ -259,7 +261,8 @@ def _open(sess: Session, info: dict[str, Any], uri: str) -> tuple[int, int]:
                         "open; complete some first (idle ones go after sweep_grace_seconds)")
     with open(sess.part, "ab") as fh:
         _lock(fh, uri)
-        resume = old is not None and old["status"] != "UPLOADED" and old["size"] == info["size"]
+        resume = (not restart and old is not None and old["status"] != "UPLOADED"
+                  and old["size"] == info["size"])
         if resume:
             assert old is not None
             info["created"] = old["created"]
@@ -336,24 +339,33 @@ async def put_chunk(request: Request, file_uri: str = Query(..., alias="file-uri
 
 
 async def _receive(request: Request, fh: IO[bytes], start: int, end: int) -> None:
-    """Append the body (``end - start`` bytes at most) at ``start``; fsync what came."""
+    """Append the body (``end - start`` bytes at most) at ``start``, in blocks of about
+    :data:`~.routes.WRITE_BLOCK`; fsync what came, all of it even when the body is cut."""
     fh.seek(start)
     got = 0
+    parts: list[bytes] = []
+    held = 0
     try:
-        async for block in _blocks(request.stream()):
-            got += len(block)
+        async for chunk in request.stream():
+            got += len(chunk)
             if got > end - start:
+                parts = []
                 await call(fh.truncate, start)
                 raise bad_request(f"body: longer than the {end - start} bytes the range "
                                   "leaves for it", "content-range")
-            await call(fh.write, block)
+            parts.append(chunk)
+            held += len(chunk)
+            if held >= WRITE_BLOCK:
+                await call(fh.write, b"".join(parts))
+                parts, held = [], 0
     finally:
         # Cut off or not, what arrived is kept and made durable: the client resumes there.
         with anyio.CancelScope(shield=True):
-            await call(_flush, fh)
+            await call(_flush, fh, b"".join(parts))
 
 
-def _flush(fh: IO[bytes]) -> None:
+def _flush(fh: IO[bytes], rest: bytes) -> None:
+    fh.write(rest)
     fh.flush()
     os.fsync(fh.fileno())
 

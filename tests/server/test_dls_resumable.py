@@ -105,12 +105,15 @@ def test_tcup_flow_form_fields_text_answers_and_explicit_completion(api) -> None
     assert dls.download("alice", uri).content == b"a,b\n1\n"
 
 
-def test_reopened_with_another_size_starts_over(api) -> None:
+def test_reopened_with_another_size_or_restart_starts_over(api) -> None:
     dls = Dls(api, "alice")
     uri = _open(dls, "alice").json()["uri"]
     _chunk(dls, "alice", uri, DATA[:100], 0)
     r = _open(dls, "alice", 50)
     assert r.status_code == 201 and r.json()["offset"] == 0
+    _chunk(dls, "alice", uri, DATA[:20], 0, 50)
+    assert _open(dls, "alice", 50).json()["offset"] == 20  # the same size: resumed
+    assert _open(dls, "alice", 50, restart="true").json()["offset"] == 0  # unless told
     assert _chunk(dls, "alice", uri, DATA[:50], 0, 50).status_code == 201
     assert dls.download("alice", uri).content == DATA[:50]
 
