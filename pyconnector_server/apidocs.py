@@ -16,6 +16,13 @@ it fails to load), so without the policy a reader's browser would still reach ou
 
 Like ``/openapi.json``, these pages and assets need no API key: they show the document,
 not data, and the routes they call still ask for a key.
+
+TCUP serves each service's Swagger descriptor at ``<service base>/v2/api-docs``, and a
+status dashboard polls it with ``x-api-key`` and reads ``info.version``: a service adds
+that path to its router with :func:`add_api_docs`. It answers the same document as
+``/openapi.json`` (OpenAPI 3, not Swagger 2; ``info.version`` is where TCUP's is) and,
+as TCUP's does, wants a valid API key. It is left out of the document itself, as
+``/openapi.json`` is.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import (
     get_redoc_html,
     get_swagger_ui_html,
@@ -31,8 +38,11 @@ from fastapi.openapi.docs import (
 )
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
 
+from .deps import Auth, Tenant
+
+API_DOCS_PATH = "/v2/api-docs"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
 SWAGGER_JS, SWAGGER_CSS = "swagger-ui-bundle.js", "swagger-ui.css"
@@ -92,3 +102,12 @@ def install(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") ->
         )
         page.headers["content-security-policy"] = CSP
         return page
+
+
+def add_api_docs(router: APIRouter) -> None:
+    """Serve the platform's OpenAPI document at the router's prefix +
+    :data:`API_DOCS_PATH` (TCUP's place for it), to any valid API key."""
+
+    @router.get(API_DOCS_PATH, include_in_schema=False)
+    async def api_docs(request: Request, _t: Tenant = Auth) -> JSONResponse:
+        return JSONResponse(request.app.openapi())

@@ -122,3 +122,11 @@ class Storage(_Answer):
     used_bytes: int = Field(alias="used-bytes")
     quota_bytes: int | None = Field(alias="quota-bytes", description="null: unlimited")
     file_count: int = Field(alias="file-count")
+
+
+class StorageType(_Answer):
+    """TCUP's ``GET /admin/storage/type``: where the Data Lake keeps its files."""
+
+    type: str = Field(description="LOCAL (a directory of the server), S3 or MEMORY")
+    value: str = Field(description="LOCAL: the directory's path; S3: s3://bucket/prefix "
+                       "(no endpoint, no credentials); MEMORY: memory://")

@@ -25,6 +25,7 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from ..apidocs import add_api_docs
 from ..auth import ApiKey, Tenant
 from ..backends.blobs import BlobWriter
 from ..bodies import batch_body, documented, json_body
@@ -46,6 +47,7 @@ WRITE_BLOCK = 1 << 20  # bytes handed to the blob store per write
 
 router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
 register_dialect(PREFIX, dialect(PREFIX))  # every DLS error carries TCUP's message key
+add_api_docs(router)  # GET /api/dls/v2/api-docs, where TCUP serves a service's document
 
 
 store = state("dls", DatalakeStore)
@@ -541,3 +543,13 @@ async def delete_user(name: str, t: Tenant = Admin, s: DatalakeStore = Store) ->
             responses=answers(a.Storage, 200, "The tenant's storage"))
 async def storage(t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
     return await call(s.storage, t)
+
+
+@router.get("/admin/storage/type",
+            summary="Where the files are kept: type and path or bucket (admin key)",
+            description="TCUP's storage type answer, {\"type\": …, \"value\": …}: LOCAL "
+            "and the directory (TCUP says NFS and its mount path), S3 and s3://bucket/prefix, "
+            "or MEMORY.",
+            responses=answers(a.StorageType, 200, "The storage type"))
+async def storage_type(_t: Tenant = Admin, s: DatalakeStore = Store) -> Any:
+    return s.storage_type()

@@ -222,6 +222,19 @@ class DatalakeStore:
         return {"type": self.blobs.kind.upper(), "used-bytes": used,
                 "quota-bytes": quota or None, "file-count": count}
 
+    def storage_type(self) -> dict[str, str]:
+        """TCUP's storage type answer: the blob store's kind and where it keeps blobs
+        (a path or a bucket URL: never an endpoint or credentials)."""
+        kind = self.blobs.kind
+        if kind == "s3":
+            # The bucket and prefix alone: no endpoint, no userinfo (a key is no one's business).
+            value = "s3://" + str(getattr(self.blobs, "base", "")).rsplit("@", 1)[-1]
+        elif kind == "local":
+            value = str(getattr(self.blobs, "root", ""))
+        else:
+            value = f"{kind}://"
+        return {"type": kind.upper(), "value": value}
+
     @staticmethod
     def _over_quota(used: int, quota: int, extra: int) -> APIError | None:
         if quota and used + extra > quota:

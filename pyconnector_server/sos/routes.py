@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from ..apidocs import add_api_docs
 from ..auth import Tenant
 from ..bodies import batch_body, documented, json_body
 from ..checks import MAX_COUNT
@@ -63,6 +64,7 @@ class TcupRoute(APIRoute):
 
 
 router = APIRouter(prefix=PREFIX, tags=["Sensor Observation Service"], route_class=TcupRoute)
+add_api_docs(router)  # GET /api/sos/v2.0/v2/api-docs, where TCUP serves it
 # A write answers 200 with the outcome (its code, 4xx included) in the body.
 WRITE = answers(a.Outcome, 200, "The outcome: its code is the real status (TCUP)")
 NOT_FOUND = errors(404)

@@ -131,6 +131,7 @@ ROUTES: dict[str, tuple[str, str, Any]] = {
     "new key for a user": ("POST", "/admin/users/afriend/key", None),
     "delete user": ("DELETE", "/admin/users/idle", None),
     "storage": ("GET", "/admin/storage", None),
+    "storage type": ("GET", "/admin/storage/type", None),
     "own new key": ("POST", "/user/key", None),
 }
 
@@ -228,7 +229,7 @@ def _expected(route: str, caller: Caller, w: World) -> tuple[int, str | None]:
     if caller.admin_as is None:
         return caller.admin_refusal, None
     mine = caller.admin_as == "victim" or caller.admin_as == "jwt"  # they have afriend, idle
-    status = {"create user": 201, "list users": 200, "storage": 200,
+    status = {"create user": 201, "list users": 200, "storage": 200, "storage type": 200,
               "new key for a user": 200 if mine else 404,
               "delete user": 200 if mine else 404}[route]
     return status, caller.admin_as
@@ -246,7 +247,7 @@ def test_who_may_call_the_admin_and_key_routes(world: World, route: str, who: st
     assert r.status_code == status, (who, route, r.text)
     if status >= 400:
         answer = r.json()
-        assert {"code", "message"} <= set(answer) <= {"code", "message", "field"}, answer
+        assert {"code", "message", "key"} <= set(answer) <= {"code", "message", "field", "key"}, answer
         assert answer["code"] == status, answer
         if status == 403:
             assert answer["message"].startswith("not.authorized: "), answer
@@ -281,6 +282,8 @@ def test_who_may_call_the_admin_and_key_routes(world: World, route: str, who: st
         del expect[acting]["idle"]
     elif route == "storage":
         assert r.json()["file-count"] == (0 if acting == "other" else 1)
+    elif route == "storage type":
+        assert r.json()["type"] == "LOCAL"
     elif route == "own new key":
         assert caller.dls_user is not None
         user = caller.dls_user[1]

@@ -1,6 +1,7 @@
 """The Data Lake's errors in TCUP's words (tcup-api.md §3.2, §3.3, §1.1): every DLS error
 carries TCUP's message key in the one error shape, with TCUP's statuses where it documents
-them; a 400 in TCUP's list-of-messages form on request. On SQLite and PostgreSQL."""
+them; a 400 in TCUP's list-of-messages form on request; ``GET /admin/storage/type``;
+the OpenAPI document at ``<service base>/v2/api-docs``. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from dls_helper import DLS, Dls
 
+import pyconnector
 from pyconnector_server.auth import create_api_key
 
 SOS = "/api/sos/v2.0"
@@ -170,3 +172,44 @@ def test_a_400_in_tcup_list_form_when_asked(lake: Dls) -> None:
     # The header is the DLS's: SOS answers the one shape.
     r = api.get(f"{SOS}/features", params={"limit": "abc"}, headers=TCUP)
     assert r.status_code == 400 and r.json()["field"] == "limit"
+
+
+def test_storage_type(make_app: Any, db_url: str, tmp_path: Any) -> None:
+    api = make_app(db_url)
+    r = api.get(f"{DLS}/admin/storage/type")
+    assert r.status_code == 200, r.text
+    blobs = api.app.state.dls.blobs
+    assert r.json() == {"type": "LOCAL", "value": str(blobs.root)}
+    dls = Dls(api, "alice")
+    app_key = create_api_key(api.app.state.db, dls._tenant_name(), role="app")
+    r = api.client.get(f"{DLS}/admin/storage/type",
+                       headers={"x-api-key": app_key, **dls.headers("alice")})
+    _check("not admin", r, 403, "not.authorized")
+    mem = make_app(db_url, blobs="memory://")
+    assert mem.get(f"{DLS}/admin/storage/type").json() == {"type": "MEMORY",
+                                                           "value": "memory://"}
+
+
+def test_storage_type_of_s3_names_the_bucket_alone() -> None:
+    pytest.importorskip("s3fs")
+    from pyconnector_server.backends.blobs.s3 import S3BlobStore
+    from pyconnector_server.datalake.store import DatalakeStore
+
+    blobs = S3BlobStore("s3://lake/pre/fix", endpoint_url="http://user:secret@s3:9000")
+    store = DatalakeStore(None, blobs)  # type: ignore[arg-type]  # no database needed
+    assert store.storage_type() == {"type": "S3", "value": "s3://lake/pre/fix"}
+
+
+@pytest.mark.parametrize("base", [SOS, DLS])
+def test_api_docs_where_tcup_serves_them(make_app: Any, db_url: str, base: str) -> None:
+    api = make_app(db_url)
+    r = api.get(f"{base}/v2/api-docs")
+    assert r.status_code == 200, r.text
+    published = api.client.get("/openapi.json").json()
+    assert r.json() == published
+    assert r.json()["info"]["version"] == pyconnector.__version__
+    assert f"{base}/v2/api-docs" not in published["paths"]
+    for headers in ({}, {"x-api-key": "f" * 64}):
+        r = api.client.get(f"{base}/v2/api-docs", headers=headers)
+        assert r.status_code == 401 and r.json()["code"] == 401
+    assert (r.json().get("key") == "not.authenticated") == (base == DLS)
