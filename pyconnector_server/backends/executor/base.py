@@ -36,6 +36,7 @@ executor keeps (tests/backends/test_executor_contract.py runs them on each):
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -90,23 +91,45 @@ class Outcome:
 
 
 class Execution(ABC):
-    """A submitted job: its state, and the ways to act on it."""
+    """A submitted job: its state, and the ways to act on it.
+
+    The bookkeeping of state, start time and outcome is here, for every executor: a
+    subclass moves ``_state``/``_started_at`` as its job goes and calls :meth:`_settle`
+    once with the outcome (later calls change nothing)."""
 
     job: Job
 
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._state: State = "queued"
+        self._started_at: float | None = None
+        self._outcome: Outcome | None = None
+        self._done = asyncio.Event()
+
     @property
-    @abstractmethod
     def state(self) -> State:
         """``queued``, ``running``, ``paused`` or ``ended``."""
+        return self._state
 
     @property
-    @abstractmethod
     def started_at(self) -> float | None:
         """``time.time()`` when the process started (None until then)."""
+        return self._started_at
 
-    @abstractmethod
     async def wait(self) -> Outcome:
         """Wait for the end; the outcome (the same one on every call)."""
+        await self._done.wait()
+        assert self._outcome is not None
+        return self._outcome
+
+    def _settle(self, outcome: Outcome) -> bool:
+        """Record the end; False (and nothing changed) if it had ended already."""
+        if self._outcome is not None:
+            return False
+        self._outcome = outcome
+        self._state = "ended"
+        self._done.set()
+        return True
 
     @abstractmethod
     async def stop(self, grace: float = 5.0) -> None:

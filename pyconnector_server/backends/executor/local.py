@@ -52,7 +52,6 @@ from .base import (
     Limits,
     Outcome,
     Slots,
-    State,
     executors,
 )
 
@@ -200,12 +199,8 @@ class LocalExecution(Execution):
     """A job of a :class:`LocalExecutor`: queued, then a subprocess and its watchdog."""
 
     def __init__(self, job: Job, executor: LocalExecutor) -> None:
-        self.job = job
+        super().__init__(job)
         self._executor = executor
-        self._state: State = "queued"
-        self._started_at: float | None = None
-        self._outcome: Outcome | None = None
-        self._done = asyncio.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         # why the platform ended it (the first reason wins: a job stopped while over its
@@ -216,19 +211,6 @@ class LocalExecution(Execution):
         self._paused_for = 0.0
         self._paused_since: float | None = None
         self._cpu_seconds = 0.0  # the process's own CPU time when last sampled
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def started_at(self) -> float | None:
-        return self._started_at
-
-    async def wait(self) -> Outcome:
-        await self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._outcome is not None:
@@ -280,9 +262,7 @@ class LocalExecution(Execution):
         return time.monotonic() - self._run_from - paused
 
     def _finish(self, outcome: Outcome) -> None:
-        self._outcome = outcome
-        self._state = "ended"
-        self._done.set()
+        self._settle(outcome)
 
     def _start(self) -> None:
         """Run it (the executor gave it a slot)."""

@@ -74,32 +74,15 @@ class RemoteExecution(Execution):
     """A job handed to workers: its state as they report it."""
 
     def __init__(self, job: Job, executor: RemoteExecutor) -> None:
-        self.job = job
+        super().__init__(job)
         self.key = secrets.token_hex(16)
         self.token = secrets.token_urlsafe(32)
         self._executor = executor
-        self._state: State = "queued"
-        self._started_at: float | None = None
-        self._outcome: Outcome | None = None
-        self._done = asyncio.Event()
         self.taken = False  # a worker fetched the bundle
         self.contact = time.monotonic()  # the worker's last report
         self._order: dict[str, Any] | None = None
         self._ordered = asyncio.Event()  # an order waits for the worker
         self._reported = asyncio.Event()  # set on each report (and at the end)
-
-    @property
-    def state(self) -> State:
-        return self._state
-
-    @property
-    def started_at(self) -> float | None:
-        return self._started_at
-
-    async def wait(self) -> Outcome:
-        await self._done.wait()
-        assert self._outcome is not None
-        return self._outcome
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._outcome is not None:
@@ -141,11 +124,8 @@ class RemoteExecution(Execution):
             raise ValueError(f"run {self.job.run_id} ended before it could {order}")
 
     def finish(self, outcome: Outcome) -> None:
-        if self._outcome is not None:
+        if not self._settle(outcome):
             return
-        self._outcome = outcome
-        self._state = "ended"
-        self._done.set()
         self._reported.set()
         self._ordered.set()  # a held report answers now
         self._executor.slots.release(self)
