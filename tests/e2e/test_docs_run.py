@@ -48,8 +48,6 @@ BIN = Path(sys.executable).parent  # the project's venv: `pyconnector` as a read
 # Pages whose blocks are not a reader's session, and why.
 EXCLUDED = {
     "docs/api.md": "generated from the OpenAPI document (tests/server/test_openapi.py)",
-    "docs/configuration.md": "generated from the settings table (its connect lines are "
-                             "the README's)",
     "docs/performance.md": "benchmark runs and their figures: minutes each (make bench)",
     "docs/security.md": "security probe runs (benchmarks/security_probes.py): minutes each",
     "docs/contributing.md": "fragments of the platform's own code for contributors (a new "
