@@ -14,7 +14,7 @@ import io
 import json
 import mimetypes
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias, cast, overload
@@ -172,6 +172,41 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     if "metadata" in row:
         out["metadata"] = "; ".join(f"{m['name']}={m['value']}" for m in row["metadata"])
     return out
+
+
+Columns: TypeAlias = Literal["all"] | Sequence[str] | None
+"""Which columns a catalog table shows: ``None`` (default) a narrow set in ``table`` and
+every column in ``dataframe`` and ``csv``; ``'all'`` every column; or a list of names."""
+# A catalog record has 14 fields (a sha256, the permitted actions, metadata…): printed
+# whole a search table runs ~300 characters wide. Tables show these unless asked.
+SEARCH_COLUMNS = ("uri", "size-bytes", "created-on", "created-by")
+EXPLORE_COLUMNS = ("type", "name", "size-bytes", "created-on", "created-by")
+
+
+def _columns(response_type: str, columns: Columns, narrow: tuple[str, ...],
+             rows: Callable[[Any], list[dict[str, Any]]]
+             ) -> Callable[[Any], list[dict[str, Any]]]:
+    """``rows`` keeping only the columns asked for (see :data:`Columns`); a name no
+    record has raises, listing the names there are."""
+    if isinstance(columns, str) and columns != "all":
+        columns = [columns]
+    if columns == "all" or (columns is None and response_type.lower() != "table"):
+        return rows
+    wanted = list(narrow if columns is None else columns)
+
+    def pick(data: Any) -> list[dict[str, Any]]:
+        records = rows(data)
+        if columns is not None and records:
+            known = dict.fromkeys(k for r in records for k in r)
+            unknown = [c for c in wanted if c not in known]
+            if unknown:
+                raise PyConnectorError(f"columns: no {', '.join(map(repr, unknown))}; "
+                                       f"the columns are {', '.join(known)} (or 'all')")
+        # A file's name is its filename where the record has no name.
+        return [{c: r.get(c, r.get("filename") if c == "name" else None) for c in wanted}
+                for r in records]
+
+    return pick
 
 
 class Datalake:
@@ -522,7 +557,8 @@ class Datalake:
                    uri: str | None = None, ownFile: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
-                   responseType: Literal["json"] = "json") -> JSONObject: ...
+                   responseType: Literal["json"] = "json",
+                   columns: Columns = None) -> JSONObject: ...
     @overload
     def searchFile(self, text: str | None = None,
                    time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
@@ -532,7 +568,8 @@ class Datalake:
                    uri: str | None = None, ownFile: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
-                   responseType: Literal["dataframe"] = ...) -> pd.DataFrame: ...
+                   responseType: Literal["dataframe"] = ...,
+                   columns: Columns = None) -> pd.DataFrame: ...
     @overload
     def searchFile(self, text: str | None = None,
                    time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
@@ -542,7 +579,8 @@ class Datalake:
                    uri: str | None = None, ownFile: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
-                   responseType: TextType = ...) -> str: ...
+                   responseType: TextType = ...,
+                   columns: Columns = None) -> str: ...
 
     def searchFile(self, text: str | None = None,  # noqa: N802
                    time: TimeLike | tuple[TimeLike, TimeLike] | list[TimeLike] | None = None,
@@ -552,7 +590,8 @@ class Datalake:
                    uri: str | None = None, ownFile: bool | None = None,  # noqa: N803
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
-                   responseType: ResponseType = "json") -> JSON | pd.DataFrame:  # noqa: N803
+                   responseType: ResponseType = "json",  # noqa: N803
+                   columns: Columns = None) -> JSON | pd.DataFrame:
         """Search the catalog (files you own or that are shared with you).
 
         ``metadata``: an expression such as ``"site='pune' & rate>=5"`` (``,`` is OR,
@@ -560,7 +599,9 @@ class Datalake:
         list, all must hold); ``time``: a start, or ``(start, end)``, of the upload
         time; ``sort``: ``createdOn``, ``fileName``, ``size`` or ``updatedOn``. ``json``
         answers the page ``{page, page-size, total-page, count, result}``; the tabular
-        types have one row per file of the page.
+        types have one row per file of the page. ``columns``: a table shows ``uri``,
+        ``size-bytes``, ``created-on`` and ``created-by`` unless given ``'all'`` or a
+        list of names (which picks the columns of every tabular type).
         """
         times = None if time is None else [str(t) for t in (
             time if isinstance(time, (list, tuple)) else [time])]
@@ -571,7 +612,8 @@ class Datalake:
             "ownFile": None if ownFile is None else str(ownFile).lower(), "sort": sort,
             "order": order, "pageNo": pageNo, "pageSize": pageSize})
         data = self._call("GET", "/catalog", params=params)
-        return self._render(data, responseType, lambda d: [_flat(r) for r in d["result"]])
+        return self._render(data, responseType, _columns(responseType, columns, SEARCH_COLUMNS,
+                                     lambda d: [_flat(r) for r in d["result"]]))
 
     @overload
     def getFileInfo(self, fileUri: str, responseType: Literal["json"] = "json") -> JSONObject: ...
@@ -596,28 +638,34 @@ class Datalake:
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
-                         responseType: Literal["json"] = "json") -> JSONObject: ...
+                         responseType: Literal["json"] = "json",
+                         columns: Columns = None) -> JSONObject: ...
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
-                         responseType: Literal["dataframe"] = ...) -> pd.DataFrame: ...
+                         responseType: Literal["dataframe"] = ...,
+                         columns: Columns = None) -> pd.DataFrame: ...
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
-                         responseType: TextType = ...) -> str: ...
+                         responseType: TextType = ...,
+                         columns: Columns = None) -> str: ...
 
     def exploreDirectory(self, path: str | None = None, user: str | None = None,  # noqa: N802
                          pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
-                         responseType: ResponseType = "json"  # noqa: N803
-                         ) -> JSON | pd.DataFrame:
+                         responseType: ResponseType = "json",  # noqa: N803
+                         columns: Columns = None) -> JSON | pd.DataFrame:
         """A directory (default your root; ``user`` for another user's shared area): its
-        subdirectories and its files. Tables have a ``type`` column (directory/file)."""
+        subdirectories and its files. Tables have a ``type`` column (directory/file). A table
+        shows ``type``, ``name``, ``size-bytes``, ``created-on`` and ``created-by``
+        unless ``columns`` is ``'all'`` or a list of names (as :meth:`searchFile`'s)."""
         params = _drop_none({"path": path, "user": user, "pageNo": pageNo,
                              "pageSize": pageSize})
         data = self._call("GET", "/catalog/explore", params=params)
-        return self._render(data, responseType, lambda d: [
+        return self._render(data, responseType, _columns(
+            responseType, columns, EXPLORE_COLUMNS, lambda d: [
             {"type": "directory", **x} for x in d["directories"]] + [
-            {"type": "file", **_flat(x)} for x in d["files"]])
+            {"type": "file", **_flat(x)} for x in d["files"]]))
 
     # -- sharing ---------------------------------------------------------------------------------
     def shareFile(self, fileUri: str, users: str | list[str],  # noqa: N802,N803

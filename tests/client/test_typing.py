@@ -56,6 +56,8 @@ with pyconnector.connectors(api_key="k", URL="http://127.0.0.1:8000") as conn:
     assert_type(dls.getFile(["t/u/a.csv"], "file"), list[Path])
     assert_type(dls.downloadFile("t/u/a.csv", "downloads/"), Path)
     assert_type(dls.searchFile(text="x", responseType="table"), str)
+    assert_type(dls.searchFile(responseType="table", columns="all"), str)
+    assert_type(dls.exploreDirectory(responseType="dataframe", columns=["name"]), pd.DataFrame)
 
     wf = conn.Workflow(taskList=[("T1", "T2")], processName="p", processVersion="v1")
     assert_type(wf, Workflow)
