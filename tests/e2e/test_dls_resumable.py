@@ -173,3 +173,28 @@ def test_an_interrupted_upload_is_resumed_with_raw_http(server, tmp_path: Path) 
                   headers={"content-range": f"bytes {cut}-{len(data) - 1}/{len(data)}"})
         assert r.status_code == 201, r.text
         assert c.get(f"{base}/file", params={"file-uri": uri}).content == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000])
+def test_small_and_empty_files_go_the_resumable_way_when_asked(server, tmp_path: Path,
+                                                               request: pytest.FixtureRequest,
+                                                               size: int) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    conn = pyconnector.connectors(api_key=server.new_key(tenant), URL=server.url,
+                                  dls_key=server.dls_key(tenant, "ana"))
+    request.addfinalizer(conn.close)
+    dls = conn.Datalake()
+    data = os.urandom(size)
+    src = tmp_path / "small.bin"
+    src.write_bytes(data)
+    answer = dls.uploadFile(src, savepoint="v1", metadata={"site": "pune"}, resumable=True)
+    assert answer["code"] == 201 and answer["sha256"] == hashlib.sha256(data).hexdigest()
+    uri = f"{tenant}/ana/v1/small.bin"
+    assert dls.getFile(uri, responseType="bytes") == data
+    meta = {m["name"]: m["value"] for m in dls.getFileInfo(uri)["metadata"]}
+    assert meta["site"] == "pune"
+    # Again: RESTRICT refuses as the plain upload does; OVERWRITE replaces.
+    with pytest.raises(pyconnector.ConflictError):
+        dls.uploadFile(src, savepoint="v1", resumable=True)
+    assert dls.uploadFile(src, savepoint="v1", mode="OVERWRITE",
+                          resumable=True)["message"] == "overwritten"
