@@ -39,7 +39,7 @@ from ..errors import APIError
 from ..settings import Settings
 from . import runtimes
 from .files import TaskFiles
-from .store import TaskStore
+from .store import RunHook, TaskStore
 
 log = logging.getLogger("pyconnector.tasks")
 
@@ -127,12 +127,15 @@ class Runner:
                       wall_seconds=float(s.task_wall_seconds))
 
     # -- starting ----------------------------------------------------------------------
-    async def start(self, row: Any, trigger: str, slot_ms: int | None = None) -> int | None:
+    async def start(self, row: Any, trigger: str, slot_ms: int | None = None,
+                    with_run: RunHook | None = None) -> int | None:
         """Start a run of the task ``row`` (deployed); its number, or None when the slot
-        was fired already (by another process)."""
+        was fired already (by another process). ``with_run``: see
+        :meth:`TaskStore.add_run`."""
         if row.runtime is None:
             raise APIError(409, f"task T{row.id} is not deployed: deploy it first")
-        number = await call(self.store.add_run, row.id, trigger, self.owner, slot_ms)
+        number = await call(self.store.add_run, row.id, trigger, self.owner, slot_ms,
+                            with_run)
         if number is None:
             return None
         try:

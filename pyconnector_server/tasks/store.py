@@ -10,6 +10,7 @@ the tenant exists). Every lookup is scoped to the tenant: another tenant's objec
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from .tables import owner, project, run, task
 _PROJECT_ID = re.compile(r"^P([0-9]{1,9})$")
 _TASK_ID = re.compile(r"^T([0-9]{1,9})$")
 _REF = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,128}$")  # what a name may be (bodies.name)
+#: ``with_run(conn, number)`` of :meth:`TaskStore.add_run`: written with the new run
+RunHook = Callable[[sa.Connection, int], None]
 #: run states that are over
 ENDED = ("succeeded", "failed", "stopped", "timed_out", "out_of_memory", "cpu_limit",
          "lost")
@@ -197,10 +200,11 @@ class TaskStore:
             conn.execute(sa.delete(task).where(task.c.id == task_id))
 
     # -- runs --------------------------------------------------------------------------
-    def add_run(self, task_id: int, trigger: str, owner: str,
-                slot_ms: int | None = None) -> int | None:
+    def add_run(self, task_id: int, trigger: str, owner: str, slot_ms: int | None = None,
+                with_run: RunHook | None = None) -> int | None:
         """A new queued run of the task: its number; None if the slot already has one
-        (another process fired it)."""
+        (another process fired it). ``with_run(conn, number)`` writes what the caller
+        records about the run in the same transaction (a workflow step's run number)."""
         with self.db.write() as conn:
             if slot_ms is not None and conn.execute(sa.select(run.c.id).where(
                     run.c.task_id == task_id, run.c.slot_ms == slot_ms)).first():
@@ -214,6 +218,8 @@ class TaskStore:
                         state="queued", reason="", owner=owner, queued_ms=now_ms()))
             except sa.exc.IntegrityError:
                 return None  # a racing process took the slot (or the number)
+            if with_run is not None:
+                with_run(conn, number)
             return number
 
     def update_run(self, task_id: int, number: int, **values: Any) -> None:

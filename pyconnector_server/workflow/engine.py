@@ -24,6 +24,7 @@ that succeeded never runs again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -132,9 +133,12 @@ class Engine:
         try:
             if row is None:
                 raise APIError(409, f"its task T{s.task_id} was deleted")
-            number = await self.runner.start(row, "workflow")
+            # The step learns its run in the run's own transaction: no crash can leave a
+            # run the step does not know (it would be failed as never started, then
+            # recovered into a second run).
+            await self.runner.start(row, "workflow",
+                                    with_run=functools.partial(self.store.link_run, s.id))
         except APIError as exc:
             await call(self.store.set_step, s.id, state="FAILED", reason=exc.message)
             return "FAILED"
-        await call(self.store.set_step, s.id, run_number=number)
         return "RUNNING"

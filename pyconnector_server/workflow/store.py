@@ -316,6 +316,11 @@ class WorkflowStore:
                 step.c.instance_id.in_(running)).values(
                     state="RUNNING", claimed_ms=now_ms())).rowcount == 1
 
+    @staticmethod
+    def link_run(step_id: int, conn: sa.Connection, number: int) -> None:
+        """Record run ``number`` as the step's, on the connection that adds the run."""
+        conn.execute(sa.update(step).where(step.c.id == step_id).values(run_number=number))
+
     def set_step(self, step_id: int, **values: Any) -> None:
         with self.db.write() as conn:
             conn.execute(sa.update(step).where(step.c.id == step_id).values(**values))
