@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,17 @@ def test_the_sweeper_removes_idle_sessions(api) -> None:
     data_path = api.app.state.settings.data_path
     assert sweep_sessions(data_path, time.time() - 3600) == 0  # fresh: kept
     assert _status(dls, "alice").json()["offset"] == 10
-    assert sweep_sessions(data_path, time.time() + 1) == 1
+    # Through the platform's sweeper, as the DLS service wires it (done uploads go too).
+    from pyconnector_server.sweeper import Sweeper
+
+    state = api.app.state
+    sweeper = Sweeper(state.db, state.dls.blobs, [], 0, 0,
+                      [partial(sweep_sessions, data_path)])
+    assert sweeper.sweep(time.time() - 3600).stale_sessions == 0
+    _open(dls, "alice", 3, "done.bin")
+    _chunk(dls, "alice", dls.uri("alice", "done.bin"), b"abc", 0, 3)
+    report = sweeper.sweep(time.time() + 1)
+    assert report.stale_sessions == 2 and report
     assert not _staged(api)
     assert _status(dls, "alice").status_code == 404
+    assert dls.download("alice", dls.uri("alice", "done.bin")).content == b"abc"
