@@ -438,18 +438,21 @@ async def _complete(request: Request, u: DlsUser, s: DatalakeStore, sess: Sessio
                                savepoint=info["savepoint"], filename=info["filename"],
                                declared_size=stored)
         key, sha256 = await call(_copy_to_blob, s, u, fh)
-        try:
-            answer, garbage = await call(s.commit_upload, u, target, key, stored, items,
-                                          info["comment"], None, sha256)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
+        # Recorded, then marked done, with no cancellation in between: a request cancelled
+        # after the commit must neither delete the blob the catalog now points at nor
+        # leave the upload to be committed a second time.
+        with anyio.CancelScope(shield=True):
+            try:
+                answer, garbage = await call(s.commit_upload, u, target, key, stored, items,
+                                              info["comment"], None, sha256)
+            except BaseException:
                 await call(s.blobs.delete, key)
-            raise
-        for old in garbage:
-            await call(s.blobs.delete, old)
-        info.update(status="UPLOADED", answer=answer)
-        await call(sess.write, info)
-        await call(sess.part.unlink)
+                raise
+            info.update(status="UPLOADED", answer=answer)
+            await call(sess.write, info)
+            await call(sess.part.unlink)
+            for old in garbage:
+                await call(s.blobs.delete, old)
         return JSONResponse(answer, status_code=answer["code"])
     finally:
         if fh is not None:
