@@ -79,15 +79,16 @@ def _item(raw: Any, i: int, sensors: dict[str, SensorRef], props: dict[str, Prop
     return out, mine
 
 
-def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str]
-               ) -> list[Pending] | None:
+def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str],
+               times: dict[Any, int]) -> list[Pending] | None:
     """The rows of a well-formed item, or None to let :func:`_item` look closer.
 
     Most requests are made by programs and are well formed; checking them without
     building a field path per value halves the cost. Anything unusual - a new property,
     a value of another type, a missing field - returns None, and the careful check then
     accepts the item or names exactly what is wrong. So this path never accepts what
-    :func:`_item` would refuse.
+    :func:`_item` would refuse. ``times`` keeps, for the request, each start time already
+    parsed: the items of a batch often share their times.
     """
     if type(raw) is not dict:
         return None
@@ -107,10 +108,13 @@ def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str]
         outputs = rec.get("output")
         if type(outputs) is not list or not outputs:
             return None
-        try:
-            t = parse_time(rec.get("starttime"))
-        except ValueError:
-            return None
+        start = rec.get("starttime")
+        t = times.get(start) if type(start) is str or type(start) is int else None
+        if t is None:
+            try:
+                t = times[start] = parse_time(start)
+            except (ValueError, TypeError):
+                return None
         for o in outputs:
             if type(o) is not dict:
                 return None
@@ -127,44 +131,58 @@ def _fast_item(raw: Any, sensors: dict[str, SensorRef], checked: dict[Any, str]
     return out
 
 
+def _write(store: SosStore, conn: Any, t: Tenant, raw_items: list[Any], names: list[str],
+           routing: str) -> tuple[list[dict[str, Any]], list[Pending]]:
+    """Check the items and write the accepted ones in ``conn``'s transaction; each item's
+    outcome and the rows written. Runs again from the start if its group fails."""
+    results: list[dict[str, Any]] = []
+    sensors = {r.name: r for r in store.sensor_refs_in(conn, t, names)}
+    props = store.properties(conn, t)
+    new_types: dict[str, str] = {}
+    checked: dict[Any, str] = {}
+    times: dict[Any, int] = {}
+    pending: list[Pending] = []
+    accepted: list[dict[str, Any]] = []
+    for i, raw in enumerate(raw_items):
+        fast = _fast_item(raw, sensors, checked, times)
+        try:
+            rows, mine = (fast, {}) if fast is not None else _item(
+                raw, i, sensors, props, new_types, checked)
+            if routing != "db":  # the outbox keeps the item as sent: bound its nesting
+                v.json_value(raw, f"observations[{i}]", max_bytes=None)
+        except APIError as exc:
+            results.append({"index": i, **exc.body()})
+            continue
+        for pname, ptype in mine.items():
+            new_types.setdefault(pname, ptype)
+        pending.extend(rows)
+        accepted.append(raw)
+        first = rows[0][2] if rows else None
+        n = 1 if rows and all(r[2] == first for r in rows) else len({r[2] for r in rows})
+        results.append({"index": i, "code": 201, "message": f"{n} record(s) {DONE[routing]}"})
+    for pname, ptype in new_types.items():
+        store.ensure_property(conn, t, props, pname, ptype)
+    if routing in ("db", "both"):
+        store.write_values(conn, [(s, props[p].id, ts, n, x) for s, p, ts, n, x in pending])
+        store.link_outputs(conn, {(s, props[p].id) for s, p, *_ in pending})
+    if routing in ("mq", "both") and accepted:
+        store.add_outbox(conn, t, routing, accepted)
+    return results, pending
+
+
 def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> dict[str, Any]:
+    """Check and store (or route) the items of a TCUP insert body; the answer's body.
+
+    The write shares a transaction with concurrent inserts (:class:`~.commit.GroupCommit`),
+    and the answer is given once that transaction is committed."""
     body = v.obj(body, "body")
     raw_items = v.items(body.get("observations"), "observations")
     # Only valid names: a dict or list in `sensor` is unhashable, and PostgreSQL refuses a
     # NUL in a lookup; _item reports either as a 400.
     names = list({o["sensor"] for o in raw_items
                   if isinstance(o, dict) and v.is_name(o.get("sensor"))})
-    results: list[dict[str, Any]] = []
-    with store.db.write() as conn:
-        sensors = {r.name: r for r in store.sensor_refs_in(conn, t, names)}
-        props = store.properties(conn, t)
-        new_types: dict[str, str] = {}
-        checked: dict[Any, str] = {}
-        pending: list[Pending] = []
-        accepted: list[dict[str, Any]] = []
-        for i, raw in enumerate(raw_items):
-            fast = _fast_item(raw, sensors, checked)
-            try:
-                rows, mine = (fast, {}) if fast is not None else _item(
-                    raw, i, sensors, props, new_types, checked)
-                if routing != "db":  # the outbox keeps the item as sent: bound its nesting
-                    v.json_value(raw, f"observations[{i}]", max_bytes=None)
-            except APIError as exc:
-                results.append({"index": i, **exc.body()})
-                continue
-            for pname, ptype in mine.items():
-                new_types.setdefault(pname, ptype)
-            pending.extend(rows)
-            accepted.append(raw)
-            results.append({"index": i, "code": 201,
-                            "message": f"{len({r[2] for r in rows})} record(s) {DONE[routing]}"})
-        for pname, ptype in new_types.items():
-            store.ensure_property(conn, t, props, pname, ptype)
-        if routing in ("db", "both"):
-            store.write_values(conn, [(s, props[p].id, ts, n, x) for s, p, ts, n, x in pending])
-            store.link_outputs(conn, {(s, props[p].id) for s, p, *_ in pending})
-        if routing in ("mq", "both") and accepted:
-            store.add_outbox(conn, t, routing, accepted)
+    results, pending = store.group.run(
+        lambda conn: _write(store, conn, t, raw_items, names, routing))
     failed = [r for r in results if r["code"] >= 400]
     if not failed:
         records = sum(1 for _ in {(s, ts) for s, _p, ts, *_ in pending})

@@ -36,6 +36,7 @@ from .bodies import (
     SensorIn,
     SensorUpdate,
 )
+from .commit import GroupCommit
 from .tables import (
     feature,
     observation,
@@ -86,6 +87,8 @@ class SosStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: observation inserts arriving together share a transaction and its commit
+        self.group = GroupCommit(db)
         #: set by Message Routing when its broker is this process's own (the embedded
         #: router): outbox rows carry it, so another process never routes them
         self.outbox_origin: str | None = None
