@@ -9,14 +9,15 @@ sets is seen by the later blocks (shell and Python). Markers, on the line before
 * ``<!-- file: NAME -->``: the block is a file the reader saves as NAME (written, not run).
 * ``<!-- docs-run: background -->``: a long-running command (``pyconnector serve``): the
   block starts in the background, the page goes on once the platform's ``/health``
-  answers, and it is stopped when the page ends.
+  answers (on its ``--port``, else 8080), and it is stopped when the page ends.
 * ``<!-- docs-run: skip (why) -->``, or a fence info string ``no-run``: not run here, for
   the reason given (counted and printed; a skip without a reason fails).
 
 A page that starts no platform of its own continues from the README's quick start: a
 fresh platform serves, and ``PYCONNECTOR_URL`` and ``PYCONNECTOR_API_KEY`` hold its URL and
 the key it printed at first start (tenant ``default``'s administrator). The docs' port
-8080 is replaced by a free one (other runs share the machine); ``pip install`` lines are
+8080, and any other a background block names, is replaced by a free one (other runs share
+the machine); ``pip install`` lines are
 left out (tests/e2e/test_packaging.py installs the distribution the reader's way).
 """
 
@@ -149,6 +150,7 @@ class PageRun:
     def __init__(self, page: str, work: Path) -> None:
         self.page, self.work = page, work
         self.port = _free_port()
+        self.ports = {8080: self.port}  # the docs' ports: this run's free ones
         self.log = work.parent / "page.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PYCONNECTOR_")}
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"
@@ -158,9 +160,9 @@ class PageRun:
         self.python: subprocess.Popen[str] | None = None
 
     def localise(self, code: str) -> str:
-        """The docs' port 8080 is this run's free port."""
-        return re.sub(r"(?<=127\.0\.0\.1:)8080\b|(?<=localhost:)8080\b|(?<=--port )8080\b",
-                      str(self.port), code)
+        """The docs' ports (8080, and any a background block names) are free ones here."""
+        return re.sub(r"(?<=127\.0\.0\.1:)\d+\b|(?<=localhost:)\d+\b|(?<=--port )\d+\b",
+                      lambda m: str(self.ports.get(int(m[0]), m[0])), code)
 
     def start_platform(self) -> None:
         """The README quick start's platform, for a page that starts none itself."""
@@ -229,6 +231,10 @@ class PageRun:
                         f"output:\n{self.output()}")
 
     def run_background(self, block: Block) -> None:
+        named = re.search(r"--port (\d+)", block.code)
+        if named and int(named[1]) not in self.ports:  # a second platform of the page
+            self.ports[int(named[1])] = _free_port()
+        port = self.ports[int(named[1])] if named else self.port
         log = self.log.open("a")
         log.write(f"--- {self.where(block)} (background)\n")
         log.flush()
@@ -237,7 +243,7 @@ class PageRun:
                                 stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.background.append(proc)
-        url = f"http://127.0.0.1:{self.port}/health"
+        url = f"http://127.0.0.1:{port}/health"
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -283,8 +289,8 @@ def test_page_runs(page: str, tmp_path: Path) -> None:
     work.mkdir()
     session = PageRun(page, work)
     try:
-        if (not any(b.action == "background" for b in page_blocks)
-                and any(b.action == "run" for b in page_blocks)):
+        first = next((b for b in page_blocks if b.action in ("run", "background")), None)
+        if first is not None and first.action == "run":  # the page starts none first
             session.start_platform()
         for block in page_blocks:
             if block.action == "skip":
