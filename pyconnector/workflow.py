@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # formats loads pandas: only reads asked as tables or frames 
     from .tasks import Task
 
 BASE: Final = "/WorkflowService/v1.0"
+PAGE: Final = 1000  # instances a request asks for: the most the platform gives at once
 #: an instance's states once nothing more will run (until ``recover()``)
 SETTLED: Final = ("SUCCEEDED", "FAILED", "ABORTED")
 JSONObject = dict[str, Any]
@@ -172,8 +173,14 @@ class Workflow:
                      ) -> JSONRecords | pd.DataFrame | str:
         """This definition's instances, oldest first (json, table, dataframe or csv; in a
         table each instance's tasks are summed up in one column)."""
-        data = self.http.request("GET", f"{BASE}/instances", params={
-            "processName": self.processName, "processVersion": self.processVersion})
+        data: list[Any] = []
+        while True:  # the platform answers a page at a time
+            page = cast(list[Any], self.http.request("GET", f"{BASE}/instances", params={
+                "processName": self.processName, "processVersion": self.processVersion,
+                "limit": PAGE, "offset": len(data)}))
+            data += page
+            if len(page) < PAGE:
+                break
         return cast("JSONRecords | pd.DataFrame | str",
                     _render(data, responseType, _instance_rows))
 

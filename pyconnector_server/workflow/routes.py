@@ -114,13 +114,19 @@ async def create_definition(t: Tenant = Auth, body: DefinitionIn = json_body(Def
     return view if made else JSONResponse(view, status_code=200)
 
 
-@router.get("/definitions", summary="The tenant's process definitions",
+# Lists come a page at a time, oldest first: an instance carries up to 500 steps.
+MAX_PAGE = 1000
+Limit = Query(100, ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")
+Offset = Query(0, ge=0, le=2**31 - 1, description="How many to skip, oldest first.")
+
+
+@router.get("/definitions", summary="The tenant's process definitions, a page at a time",
             responses=answers(list[Definition], 200, "The definitions"))
 async def list_definitions(t: Tenant = Auth, e: Engine = Flows,
-                           processName: str | None = Query(None, max_length=128)  # noqa: N803
-                           ) -> Any:
+                           processName: str | None = Query(None, max_length=128),  # noqa: N803
+                           limit: int = Limit, offset: int = Offset) -> Any:
     _filters(processName, None)
-    return await call(e.store.definitions, t, processName)
+    return await call(e.store.definitions, t, processName, limit, offset)
 
 
 @router.get(DEF_PATH, summary="A process definition",
@@ -162,14 +168,15 @@ async def prepare(name: str = ProcessName, version: str = ProcessVersion, t: Ten
 
 
 # -- instances --------------------------------------------------------------------------------
-@router.get("/instances", summary="The tenant's instances (of one process, or version)",
+@router.get("/instances", summary="The tenant's instances (of one process, or version), a "
+            "page at a time",
             responses=answers(list[Instance], 200, "The instances"))
 async def list_instances(t: Tenant = Auth, e: Engine = Flows,
                          processName: str | None = Query(None, max_length=128),  # noqa: N803
-                         processVersion: str | None = Query(None, max_length=64)  # noqa: N803
-                         ) -> Any:
+                         processVersion: str | None = Query(None, max_length=64),  # noqa: N803
+                         limit: int = Limit, offset: int = Offset) -> Any:
     _filters(processName, processVersion)
-    return await call(e.store.instances, t, processName, processVersion)
+    return await call(e.store.instances, t, processName, processVersion, limit, offset)
 
 
 def _filters(name: str | None, version: str | None) -> None:

@@ -9,6 +9,7 @@ these tables.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,14 @@ def definition_view(row: Any) -> dict[str, Any]:
 def step_view(row: Any) -> dict[str, Any]:
     return {"baseTaskId": f"T{row.base_task_id}", "copiedTaskId": f"T{row.task_id}",
             "state": row.state, "run": row.run_number, "reason": row.reason}
+
+def instance_view(row: Any, d: Any, steps: Sequence[Any]) -> dict[str, Any]:
+    """The JSON of instance ``row`` of definition ``d`` with its ``steps`` in order."""
+    return {"instanceId": f"I{row.id}", "processName": d.name,
+            "processVersion": d.version, "state": row.state, "trigger": row.trigger,
+            "recoveries": row.recoveries, "createdOn": _time(row.created_ms),
+            "startedOn": _time(row.started_ms), "endedOn": _time(row.ended_ms),
+            "tasks": [step_view(s) for s in steps]}
 
 
 class WorkflowStore:
@@ -110,12 +119,15 @@ class WorkflowStore:
         with self.db.read() as conn:
             return self._definition(conn, t, name, version)
 
-    def definitions(self, t: Tenant, name: str | None = None) -> list[dict[str, Any]]:
+    def definitions(self, t: Tenant, name: str | None = None, limit: int | None = None,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        """The tenant's definitions, oldest first: ``limit`` of them after ``offset``."""
         with self.db.read() as conn:
             q = sa.select(definition).where(definition.c.tenant_id == t.id)
             if name is not None:
                 q = q.where(definition.c.name == name)
-            rows = conn.execute(q.order_by(definition.c.id)).all()
+            rows = conn.execute(q.order_by(definition.c.id).limit(limit)
+                                .offset(offset)).all()
         return [definition_view(r) for r in rows]
 
     def update_definition(self, t: Tenant, name: str, version: str,
@@ -215,14 +227,12 @@ class WorkflowStore:
             definition.c.id == row.definition_id)).one()
         steps = conn.execute(sa.select(step).where(step.c.instance_id == row.id)
                              .order_by(step.c.id)).all()
-        return {"instanceId": f"I{row.id}", "processName": d.name,
-                "processVersion": d.version, "state": row.state, "trigger": row.trigger,
-                "recoveries": row.recoveries, "createdOn": _time(row.created_ms),
-                "startedOn": _time(row.started_ms), "endedOn": _time(row.ended_ms),
-                "tasks": [step_view(s) for s in steps]}
+        return instance_view(row, d, steps)
 
-    def instances(self, t: Tenant, name: str | None = None,
-                  version: str | None = None) -> list[dict[str, Any]]:
+    def instances(self, t: Tenant, name: str | None = None, version: str | None = None,
+                  limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """The tenant's instances, oldest first: ``limit`` of them after ``offset``
+        (three queries a page, whatever its size)."""
         with self.db.read() as conn:
             q = sa.select(instance).where(instance.c.tenant_id == t.id)
             if name is not None or version is not None:
@@ -231,8 +241,15 @@ class WorkflowStore:
                 q = q.where(definition.c.name == name)
             if version is not None:
                 q = q.where(definition.c.version == version)
-            rows = conn.execute(q.order_by(instance.c.id)).all()
-            return [self._instance_view(conn, r) for r in rows]
+            rows = conn.execute(q.order_by(instance.c.id).limit(limit).offset(offset)).all()
+            ids = [r.id for r in rows]
+            defs = {d.id: d for d in conn.execute(sa.select(definition).where(
+                definition.c.id.in_({r.definition_id for r in rows}))).all()}
+            steps: dict[int, list[Any]] = {i: [] for i in ids}
+            for s in conn.execute(sa.select(step).where(step.c.instance_id.in_(ids))
+                                  .order_by(step.c.id)).all():
+                steps[s.instance_id].append(s)
+        return [instance_view(r, defs[r.definition_id], steps[r.id]) for r in rows]
 
     def set_state(self, iid: int, states: tuple[str, ...], to: str, **values: Any) -> bool:
         """Move instance ``iid`` to ``to`` if it is in one of ``states`` (a
@@ -324,3 +341,4 @@ class WorkflowStore:
     def set_step(self, step_id: int, **values: Any) -> None:
         with self.db.write() as conn:
             conn.execute(sa.update(step).where(step.c.id == step_id).values(**values))
+

@@ -318,3 +318,15 @@ def test_another_tenants_instances_are_not_found(server: Any, conn: Any,
         with pytest.raises(pyconnector.BadRequestError, match=a.jobId):
             other.Workflow(taskList=[(a.jobId, b.jobId)], processName="own",
                            processVersion="1")
+
+
+def test_get_instances_reads_every_page(conn: Any, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform answers a page at a time; getInstances asks until a short page."""
+    import pyconnector.workflow
+
+    a, b = _task(conn, tmp_path, "pga"), _task(conn, tmp_path, "pgb")
+    wf = conn.Workflow(taskList=[(a, b)], processName="paged", processVersion="v1")
+    made = [wf.preInitiate().instanceId for _ in range(5)]
+    monkeypatch.setattr(pyconnector.workflow, "PAGE", 2)
+    assert [i["instanceId"] for i in wf.getInstances()] == made

@@ -251,3 +251,24 @@ def test_a_copied_task_deleted_while_it_runs_fails_its_step(api_any: Any) -> Non
                               f"its task {copy} was deleted while it ran"), step
     after_step = next(s for s in done["tasks"] if s["baseTaskId"] == after)
     assert after_step["state"] == "PENDING"
+
+
+def test_lists_come_a_page_at_a_time_oldest_first(api_any: Any) -> None:
+    a, b = _task(api_any, "pa"), _task(api_any, "pb")
+    for version in ("v1", "v2", "v3"):
+        assert _define(api_any, [(a, b)], "paged", version).status_code in (200, 201)
+    made = [api_any.post(f"{WF}/definitions/paged/v1/instances").json()["instanceId"]
+            for _ in range(5)]
+    r = api_any.get(f"{WF}/instances", params={"limit": 2, "offset": 1})
+    assert [i["instanceId"] for i in r.json()] == made[1:3]
+    assert [len(i["tasks"]) for i in r.json()] == [2, 2]  # each with its own steps
+    assert [i["instanceId"] for i in api_any.get(
+        f"{WF}/instances", params={"offset": 4}).json()] == made[4:]
+    assert [d["processVersion"] for d in api_any.get(
+        f"{WF}/definitions", params={"limit": 2, "offset": 1}).json()] == ["v2", "v3"]
+    assert len(api_any.get(f"{WF}/instances").json()) == 5  # the default page holds them
+    for params, field in (({"limit": 0}, "limit"), ({"limit": 1001}, "limit"),
+                          ({"offset": -1}, "offset"), ({"limit": "x"}, "limit")):
+        for what in ("instances", "definitions"):
+            r = api_any.get(f"{WF}/{what}", params=params)
+            assert r.status_code == 400 and r.json()["field"] == field, (what, params, r.text)
