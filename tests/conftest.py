@@ -415,3 +415,34 @@ def s3_url(s3_endpoint: str) -> str:
     bucket = f"pyc-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/blobs"
+
+
+# -- a client gone in the middle of an operation of several steps ----------------------------
+@pytest.fixture
+def gone_after(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any, str], None]:
+    """``gone_after(store, "method")``: the request's client disconnects right after that
+    store call, once (its :class:`~pyconnector_server.cancel.Cancellation` fires, as
+    CancelOnDisconnect fires it), whichever request context the call ran in."""
+    from pyconnector_server import cancel
+
+    made: list[cancel.Cancellation] = []
+    real_init = cancel.Cancellation.__init__
+
+    def init(self: cancel.Cancellation) -> None:
+        real_init(self)
+        made.append(self)
+
+    monkeypatch.setattr(cancel.Cancellation, "__init__", init)
+
+    def arm(store: Any, method: str) -> None:
+        real = getattr(store, method)
+
+        def then_gone(*args: Any, **kw: Any) -> Any:
+            out = real(*args, **kw)
+            made[-1].cancel()
+            monkeypatch.setattr(store, method, real)  # a client goes once
+            return out
+
+        monkeypatch.setattr(store, method, then_gone)
+
+    return arm

@@ -282,34 +282,7 @@ def test_hostile_output_paths_and_log_offsets_are_answered(api_any: Any) -> None
     assert api_any.get(f"{path}/runs/1/log").text == "hi\n"
 
 
-# -- a client gone in the middle of an operation of several steps ----------------------------
-@pytest.fixture
-def gone_after(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``gone_after(store, "method")``: the request's client disconnects right after that
-    store call (its :class:`~pyconnector_server.cancel.Cancellation` fires, as
-    CancelOnDisconnect fires it), whichever request context the call ran in."""
-    made: list[cancel.Cancellation] = []
-    real_init = cancel.Cancellation.__init__
-
-    def init(self: cancel.Cancellation) -> None:
-        real_init(self)
-        made.append(self)
-
-    monkeypatch.setattr(cancel.Cancellation, "__init__", init)
-
-    def arm(store: Any, method: str) -> None:
-        real = getattr(store, method)
-
-        def then_gone(*args: Any, **kw: Any) -> Any:
-            out = real(*args, **kw)
-            made[-1].cancel()
-            return out
-
-        monkeypatch.setattr(store, method, then_gone)
-
-    return arm
-
-
+# -- a client gone in the middle of an operation of several steps (gone_after: conftest) ------
 def _scheduled(api: Any) -> str:
     path = _task(api)
     assert _deploy(api, path).status_code == 200

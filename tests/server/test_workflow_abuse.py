@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from pyconnector_server import cancel
 from pyconnector_server.tasks.bodies import NAME_MAX
 from pyconnector_server.workflow import dag
 from pyconnector_server.workflow.bodies import VERSION_MAX
@@ -232,35 +231,7 @@ def test_instances_filter_by_version_alone(api_any: Any) -> None:
     assert [(i["processName"], i["processVersion"]) for i in got] == [("p", "v2")]
 
 
-# -- a client gone in the middle of an operation of several steps ----------------------------
-@pytest.fixture
-def gone_after(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``gone_after(store, "method")``: the request's client disconnects right after that
-    store call (its :class:`~pyconnector_server.cancel.Cancellation` fires, as
-    CancelOnDisconnect fires it)."""
-    made: list[cancel.Cancellation] = []
-    real_init = cancel.Cancellation.__init__
-
-    def init(self: cancel.Cancellation) -> None:
-        real_init(self)
-        made.append(self)
-
-    monkeypatch.setattr(cancel.Cancellation, "__init__", init)
-
-    def arm(store: Any, method: str) -> None:
-        real = getattr(store, method)
-
-        def then_gone(*args: Any, **kw: Any) -> Any:
-            out = real(*args, **kw)
-            made[-1].cancel()
-            monkeypatch.setattr(store, method, real)  # once
-            return out
-
-        monkeypatch.setattr(store, method, then_gone)
-
-    return arm
-
-
+# -- a client gone in the middle of an operation of several steps (gone_after: conftest) ------
 def _copies(api: Any) -> list[str]:
     return [t["jobId"] for t in api.get(f"{TS}/projects/wf/tasks").json()
             if "-I" in t["jobName"]]
