@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -324,6 +324,32 @@ def _unsatisfiable(size: int) -> APIError:
                     headers={"content-range": f"bytes */{size}"})
 
 
+async def _read_ahead(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` (a blob being read), each read in a thread while the one before it is
+    being sent: the disk (or the object store) and the socket work at the same time, and
+    at most two chunks of a download are in memory."""
+    def step() -> bytes | None:
+        return next(chunks, None)
+
+    ahead: asyncio.Future[bytes | None] = asyncio.ensure_future(call(step))
+    try:
+        while (chunk := await ahead) is not None:
+            ahead = asyncio.ensure_future(call(step))
+            yield chunk
+    finally:
+        # The client left (or the read failed): let the read in flight end, then close
+        # the blob (its file, its connection) in a thread.
+        if not ahead.done():
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([ahead])
+        elif not ahead.cancelled():
+            ahead.exception()  # seen: a failure after the client left matters to nobody
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await call(close)
+
+
 @router.get("/file", summary="Download a file (Range: bytes=… for a part)",
             responses={200: {"description": "The file", "content": {
                 "application/octet-stream": {"schema": {"type": "string",
@@ -348,7 +374,7 @@ async def download(request: Request, file_uri: str = FileUri, u: DlsUser = Calle
                "last-modified-ms": str(row.updated_ms)}
     if span:
         headers["content-range"] = f"bytes {start}-{end - 1}/{row.size}"
-    return StreamingResponse(chunks, status_code=206 if span else 200,
+    return StreamingResponse(_read_ahead(chunks), status_code=206 if span else 200,
                              media_type=row.content_type, headers=headers)
 
 
