@@ -72,7 +72,7 @@ def to_times(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     frame = frame.copy()
     for name in columns:
         if name in frame.columns:
-            ms = [None if v is None or v != v else parse_time(v) for v in frame[name]]
+            ms = [None if pd.isna(v) else parse_time(v) for v in frame[name]]
             frame[name] = pd.to_datetime(pd.Series(ms, index=frame.index, dtype="Int64")
                                          .astype("float64"), unit="ms", utc=True
                                          ).astype("datetime64[ms, UTC]")

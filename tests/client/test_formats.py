@@ -57,6 +57,8 @@ def test_times_written_as_text_become_utc_timestamps() -> None:
     assert render(data, "csv", times=("created", "updated")) == (
         "name,created,updated\na,2015-07-03T07:40:00Z,2015-07-03T07:40:00.120Z\nb,,\n")
     assert render(data, "json", times=("created",)) is data  # JSON as the platform wrote it
+    missing = pd.DataFrame({"created": pd.array([pd.NA, "2015-07-03T07:40:00Z"], "string")})
+    assert render(missing, "csv", times=("created",)) == 'created\n""\n2015-07-03T07:40:00Z\n'
 
 
 def test_unknown_response_type_is_refused() -> None:
