@@ -74,7 +74,19 @@ class DirectoryDetails(_Answer):
     file_count: int = Field(alias="file-count")
     size_bytes: int = Field(alias="size-bytes")
     subdir_count: int = Field(alias="subdir-count")
-    created_on: str = Field(alias="created-on")
+    created_on: str = Field(alias="created-on", description="its oldest file's upload")
+    created_by: str = Field(alias="created-by", description="the area's owner")
+    metadata: list[MetaItem] = Field(description="always empty: directories have none")
+
+
+class ExploredFile(FileDetails):
+    """A file in a directory listing: its catalog record, with TCUP's record fields."""
+
+    name: str
+    path: str = Field(description="[directory/][savepoint/]filename in the owner's area")
+    parent: str = Field(description="its directory")
+    file_count: int = Field(0, alias="file-count")
+    subdir_count: int = Field(0, alias="subdir-count")
 
 
 class Listing(_Answer):
@@ -84,7 +96,7 @@ class Listing(_Answer):
     total_page: int = Field(alias="total-page")
     record_count: int = Field(alias="record-count")
     directories: list[DirectoryDetails]
-    files: list[FileDetails]
+    files: list[ExploredFile]
 
 
 class Share(_Answer):

@@ -65,9 +65,32 @@ MAX_TEXT = MAX_VALUE    # text=: no longer text could match a name, comment or v
 MAX_SHORT = 128         # size=, time= (both times of one)
 MAX_BYTES = 2**63 - 1   # a size the BIGINT column can hold
 _SIZE = re.compile(r"^\s*(>=|<=|!=|>|<|=)?\s*(\d+(?:\.\d+)?)\s*([kmgtp]?b)?\s*$", re.I)
+# TCUP's boolean search flags for states no file here is ever in: files are stored, not
+# kept elsewhere (external), moved in from another system (transferred), packed into an
+# archive (bundled), locked against changes, or kept after deletion (a delete removes the
+# file). So `false` holds for every file and `true` for none: `locked=true` finds nothing.
+NO_FILE_IS = ("external", "transferred", "deleted", "bundled", "locked")
+# What Spring (TCUP's DLS) reads as a boolean query parameter, in any case; "" is unset.
+_TRUE, _FALSE = ("true", "on", "yes", "1"), ("false", "off", "no", "0")
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
     "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+
+
+def flag(params: QueryParams, name: str) -> bool | None:
+    """The boolean query parameter ``name``: None if absent or empty, else true or false
+    (a 400 naming it for anything else, or for two values)."""
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise bad_request(f"{name}: give it once (true or false)", name)
+    if not values or not values[0].strip():
+        return None
+    text = values[0].strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise bad_request(f"{name}: {values[0][:40]!r} is not a boolean: true or false", name)
 
 
 def size_condition(text: str, field: str = "size") -> Any:
@@ -355,15 +378,16 @@ class CatalogQuery:
         order = (params.get("order") or ("asc" if sort_name == "fileName" else "desc")).lower()
         if order not in ("asc", "desc"):
             raise bad_request("order: must be asc or desc", "order")
-        own = params.get("ownFile")
-        if own is not None and own.lower() not in ("true", "false"):
-            raise bad_request("ownFile: must be true or false", "ownFile")
+        own = flag(params, "ownFile")
+        for name in NO_FILE_IS:
+            if flag(params, name):
+                conds.append(sa.false())
         return cls(
             conditions=conds,
             metadata=MetadataExpression(expr) if expr else None,
             text=text_param(params.get("text"), "text", MAX_TEXT) or None,
             uri=params.get("uri"), user=params.get("user"),
-            own_file=None if own is None else own.lower() == "true",
+            own_file=own,
             sort=SORTS[sort_name], descending=order == "desc",
             page_no=int_param(params.get("pageNo"), "pageNo", 1, 1),
             page_size=int_param(params.get("pageSize"), "pageSize", 100, 1, max_page_size))

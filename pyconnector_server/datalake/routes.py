@@ -37,6 +37,7 @@ from . import answers as a
 from . import form as fb
 from . import validate as v
 from .bodies import MetadataUpdate, RelationIn, ShareIn, UserIn
+from .namematch import NamePattern
 from .query import CatalogQuery
 from .store import ADMIN_USER, DatalakeStore, DlsUser, dls_error
 from .tcup_errors import dialect
@@ -44,6 +45,7 @@ from .tcup_errors import dialect
 PREFIX = "/api/dls"
 DLS_KEY_HEADER = "x-dls-key"
 WRITE_BLOCK = 1 << 20  # bytes handed to the blob store per write
+FETCH = ("directoryFirst", "fileFirst", "directoryOnly", "fileOnly")  # explore's records
 
 router = APIRouter(prefix=PREFIX, tags=["Data Lake Service"])
 register_dialect(PREFIX, dialect(PREFIX))  # every DLS error carries TCUP's message key
@@ -417,7 +419,10 @@ async def put_metadata(
             description="text, time (one or two: from, to), size (e.g. >10mb; repeatable), "
             "metadata (e.g. site='pune' & rate>=5; ',' is OR, '&' AND, brackets, * "
             "wildcard), uri, filename, directory, savepoint, user (owner), ownFile, sort "
-            "(createdOn|fileName|size|updatedOn), order (asc|desc), pageNo, pageSize.",
+            "(createdOn|fileName|size|updatedOn), order (asc|desc), pageNo, pageSize. "
+            "Booleans (true|false): ownFile (yours, or shared with you); external, "
+            "transferred, deleted, bundled, locked: no file here is in those states, so "
+            "false matches every file and true none.",
             responses=answers(a.CatalogPage, 200, "A page of matching files", 400))
 async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     q = CatalogQuery.from_params(request.query_params,
@@ -426,17 +431,31 @@ async def catalog(request: Request, u: DlsUser = Caller, s: DatalakeStore = Stor
 
 
 @router.get("/catalog/explore", summary="List a directory: subdirectories and files",
-            responses=answers(a.Listing, 200, "The directory's page", 404))
+            description="path (default your root; D1/D2 or /D1/D2), user (whose area: "
+            "default yours), fetch (directoryFirst (default), fileFirst, directoryOnly, "
+            "fileOnly: which records, in which order, paged as one list), nameRegex (keeps "
+            "the records whose name it matches; a search, anchor with ^ $; no "
+            "back-references or look-arounds), pageNo, pageSize.",
+            responses=answers(a.Listing, 200, "The directory's page", 400, 404))
 async def explore(request: Request, path: str | None = None, user: str | None = None,
                   pageNo: str | None = Query(None, description="from 1"),  # noqa: N803 - TCUP
                   pageSize: str | None = Query(None, description="default 100"),  # noqa: N803
+                  fetch: str | None = Query(None, description="|".join(FETCH)),
+                  nameRegex: str | None = Query(None, description="a regular "  # noqa: N803
+                                                "expression the names match"),
                   u: DlsUser = Caller, s: DatalakeStore = Store) -> Any:
     # Checked by int_param, as the catalog's: a number past 32 bits is a 400, not an
     # OFFSET the database refuses.
     page_no = int_param(pageNo, "pageNo", 1, 1)
     page_size = int_param(pageSize, "pageSize", 100, 1, request.app.state.settings.max_page_size)
     owner = v.user_name(user) if user is not None else None
-    return await call(s.explore, u, owner, v.directory(path, "path"), page_no, page_size)
+    if fetch in (None, ""):
+        fetch = FETCH[0]
+    if fetch not in FETCH:
+        raise bad_request(f"fetch: must be one of {', '.join(FETCH)}", "fetch")
+    pattern = NamePattern(nameRegex) if nameRegex else None
+    return await call(s.explore, u, owner, v.directory(path, "path"), page_no, page_size,
+                      fetch, pattern)
 
 
 # -- sharing ---------------------------------------------------------------------------------

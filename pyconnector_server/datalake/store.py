@@ -21,14 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pyconnector.times import format_tcup
-
 from ..auth import Tenant, hash_key
 from ..backends.blobs import BlobStore
 from ..db import Database
 from ..deps import now_ms
 from ..errors import APIError
 from . import validate as v
+from .dates import dls_time
+from .namematch import NamePattern
 from .query import CatalogQuery, text_condition
 from .tables import file, meta, relation, share, tenant_storage, user
 
@@ -157,7 +157,7 @@ class DatalakeStore:
                 .where(user.c.tenant_id == t.id).group_by(user.c.id, user.c.name,
                                                           user.c.created_ms)
                 .order_by(user.c.name)).all()
-        return [{"user": r.name, "created-on": format_tcup(r.created_ms), "file-count": r.files,
+        return [{"user": r.name, "created-on": dls_time(r.created_ms), "file-count": r.files,
                  "size-bytes": int(r.bytes)} for r in rows]
 
     def delete_user(self, t: Tenant, name: str) -> dict[str, Any]:
@@ -338,13 +338,15 @@ class DatalakeStore:
             return
         # A URI segment is a directory or a savepoint of its parent, never both, so every
         # URI splits one way only into directory/savepoint/filename.
+        # A savepoint of several segments (`run/v1`) holds its first one (`run`).
         segs = target.directory.split("/") if target.directory else []
         clashes = []
         for j, seg in enumerate(segs):
-            clashes.append(sa.and_(file.c.directory == "/".join(segs[:j]),
-                                   file.c.savepoint == seg))
+            clashes.append(sa.and_(file.c.directory == "/".join(segs[:j]), sa.or_(
+                file.c.savepoint == seg,
+                file.c.savepoint.startswith(seg + "/", autoescape=True))))
         if target.savepoint:
-            as_dir = v.join_path(target.directory, target.savepoint, "")
+            as_dir = v.join_path(target.directory, target.savepoint.split("/")[0], "")
             clashes += [file.c.directory == as_dir,
                         file.c.directory.startswith(as_dir + "/", autoescape=True)]
         if clashes:
@@ -553,8 +555,8 @@ class DatalakeStore:
             "filename": r.filename, "directory": r.directory, "savepoint": r.savepoint,
             "size-bytes": r.size, "content-type": r.content_type, "sha256": r.sha256,
             "comment": r.comment,
-            "created-on": format_tcup(r.created_ms), "created-by": names.get(r.owner_id),
-            "updated-on": format_tcup(r.updated_ms), "updated-by": names.get(r.updated_by),
+            "created-on": dls_time(r.created_ms), "created-by": names.get(r.owner_id),
+            "updated-on": dls_time(r.updated_ms), "updated-by": names.get(r.updated_by),
             "permitted-action": self._perms(u, r, shares), "metadata": metas[r.id],
         } for r in rows]
 
@@ -594,9 +596,13 @@ class DatalakeStore:
                 "count": count, "result": result}
 
     def explore(self, u: DlsUser, owner: str | None, path: str, page_no: int,
-                page_size: int) -> dict[str, Any]:
+                page_size: int, fetch: str = "directoryFirst",
+                name: NamePattern | None = None) -> dict[str, Any]:
         """A directory of ``owner`` (default: the caller) as ``u`` sees it: its
-        subdirectories (with file counts and sizes of all below) and its files (paged)."""
+        subdirectories (with file counts and sizes of all below) and its files, the
+        records of both kinds paged as one list in the order ``fetch`` says
+        (``directoryFirst``, ``fileFirst``, ``directoryOnly``, ``fileOnly``); ``name``
+        keeps the records whose name it matches."""
         with self.db.read() as conn:
             shares = self._shares_to(conn, u)
             owner_name = owner or u.name
@@ -619,27 +625,60 @@ class DatalakeStore:
                 segs = g.directory.split("/") if g.directory else []
                 if len(segs) <= depth:
                     continue
-                name = segs[depth]
-                d = subdirs.setdefault(name, {
-                    "name": name, "path": "/".join(segs[:depth + 1]), "parent": path,
-                    "file-count": 0, "size-bytes": 0, "subdir-count": set(),
-                    "created-on": g.first})
+                dname = segs[depth]
+                d = subdirs.setdefault(dname, {
+                    "name": dname, "path": "/".join(segs[:depth + 1]), "parent": path,
+                    "size-bytes": 0, "file-count": 0, "subdir-count": set(),
+                    "created-on": g.first, "created-by": owner_name, "metadata": []})
                 d["file-count"] += g.n
                 d["size-bytes"] += int(g.bytes)
                 d["created-on"] = min(d["created-on"], g.first)
                 if len(segs) > depth + 1:
                     d["subdir-count"].add(segs[depth + 1])
+            directories = [{**d, "subdir-count": len(d["subdir-count"]),
+                            "created-on": dls_time(d["created-on"])}
+                           for _, d in sorted(subdirs.items())
+                           if name is None or name.search(d["name"])]
+            if fetch == "fileOnly":
+                directories = []
             here = sa.and_(in_area, file.c.directory == path)
-            count = conn.execute(sa.select(sa.func.count()).select_from(file).where(here)
-                                 ).scalar_one()
-            rows = conn.execute(sa.select(file).where(here).order_by(file.c.path)
-                                .limit(page_size).offset((page_no - 1) * page_size)).all()
-            files = self._details(conn, u, rows, shares)
-        directories = [{**d, "subdir-count": len(d["subdir-count"]),
-                        "created-on": format_tcup(d["created-on"])}
-                       for _, d in sorted(subdirs.items())]
+            ids: list[int] | None = None
+            if fetch == "directoryOnly":
+                ids = []
+            elif name is not None:
+                # Matched here, not in SQL: the pattern runs without backtracking (namematch).
+                ids = [r.id for r in conn.execute(sa.select(file.c.id, file.c.filename)
+                                                  .where(here).order_by(file.c.path))
+                       if name.search(r.filename)]
+            count = len(ids) if ids is not None else conn.execute(
+                sa.select(sa.func.count()).select_from(file).where(here)).scalar_one()
+            # One list, directories then files (or files first), cut into pages.
+            start = (page_no - 1) * page_size
+            first, second = ((len(directories), count) if fetch != "fileFirst"
+                             else (count, len(directories)))
+            take_first = (max(0, min(first, start + page_size) - start)
+                          if start < first else 0)
+            skip_second = max(0, start - first)
+            take_second = max(0, min(second - skip_second, page_size - take_first))
+            if fetch != "fileFirst":
+                dir_span, file_span = (start, take_first), (skip_second, take_second)
+            else:
+                file_span, dir_span = (start, take_first), (skip_second, take_second)
+            directories = directories[dir_span[0]:dir_span[0] + dir_span[1]]
+            rows: list[Any] = []
+            offset, limit = file_span
+            if limit and ids is None:
+                rows = conn.execute(sa.select(file).where(here).order_by(file.c.path)
+                                    .limit(limit).offset(offset)).all()
+            elif limit and ids:
+                rows = conn.execute(sa.select(file).where(file.c.id.in_(
+                    ids[offset:offset + limit])).order_by(file.c.path)).all()
+            files = [{"name": f["filename"], "path": v.join_path(f["directory"], f["savepoint"], f["filename"]), "parent": path,
+                      "file-count": 0, "subdir-count": 0, **f}
+                     for f in self._details(conn, u, rows, shares)]
+        total = first + second
         return {"user": owner_name, "path": path, "current-page": page_no,
-                "total-page": max(1, -(-count // page_size)), "record-count": count,
+                "total-page": max(1, -(-total // page_size)), "record-count": total,
                 "directories": directories, "files": files}
 
     # -- shares --------------------------------------------------------------------------------------
@@ -713,7 +752,7 @@ class DatalakeStore:
         return [{"owner": r.owner, "user": r.grantee,
                  "file-uri": f"{t}/{r.owner}/{r.path}" if r.file_id else None,
                  "directory": r.directory if r.file_id is None else None,
-                 "permissions": r.permissions, "created-on": format_tcup(r.created_ms)}
+                 "permissions": r.permissions, "created-on": dls_time(r.created_ms)}
                 for r in rows]
 
     # -- relations -------------------------------------------------------------------------------
@@ -762,7 +801,7 @@ class DatalakeStore:
                 .where(*conds).order_by(relation.c.id)).all()
         t = u.tenant.name
         return [{"source": f"{t}/{r.so}/{r.sp}", "relation": r.name,
-                 "target": f"{t}/{r.do}/{r.dp}", "created-on": format_tcup(r.created_ms),
+                 "target": f"{t}/{r.do}/{r.dp}", "created-on": dls_time(r.created_ms),
                  "created-by": r.by} for r in rows]
 
     def unlink(self, u: DlsUser, source: str, target: str,

@@ -25,9 +25,13 @@ PRIVATE_PREFIX = "private@"
 MAX_PATH = 600
 MAX_URI = 255 + 1 + 64 + 1 + MAX_PATH
 
-# TCUP: directories `^(/([\w-]+))+$`; savepoints `[\w-.:]*` with a letter, <= 50 chars.
-_DIR_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SAVEPOINT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,49}$")
+# TCUP: directories `^(/([\w-]+))+$` (<= 255 chars); savepoints
+# `^((/)?([\w-.:]*[a-zA-Z][\w-.:]*)+){1,10}$` (<= 50 chars): up to 10 segments of
+# `[\w-.:]`, each with a letter. TCUP's regex nests quantifiers (it backtracks
+# exponentially on a long bad value), so it is checked one segment at a time.
+_DIR_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_SAVEPOINT_SEGMENT = re.compile(r"^[A-Za-z0-9_.:-]*[A-Za-z][A-Za-z0-9_.:-]*$")
+MAX_SAVEPOINT = 50
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 _RELATION = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,254}$")
@@ -80,11 +84,11 @@ def directory(value: Any, field: str = "directory") -> str:
     text = _text(value, field)
     if text in ("", "/"):
         return ""
-    if len(text) > 255:
-        raise bad_request(f"{field}: at most 255 characters", field)
     # One leading slash is TCUP's way of writing a directory of the user's area.
     body = text[1:] if text.startswith("/") else text
     body = body[:-1] if body.endswith("/") else body
+    if len(body) > 255:
+        raise bad_request(f"{field}: at most 255 characters", field)
     segments = body.split("/")
     if len(segments) > MAX_DEPTH:
         raise bad_request(f"{field}: at most {MAX_DEPTH} levels", field)
@@ -94,20 +98,29 @@ def directory(value: Any, field: str = "directory") -> str:
                               "(paths stay inside your area)", field)
         if not _DIR_SEGMENT.match(segment):
             raise bad_request(f"{field}: segment {segment!r} may only hold letters, digits, "
-                              "'_' and '-' (at most 64)", field)
+                              "'_' and '-'", field)
     return "/".join(segments)
 
 
 def savepoint(value: Any, field: str = "savepoint") -> str:
-    """A savepoint: one segment of letters, digits, ``_ . : -`` (<= 50), with a letter."""
-    if value is None or value == "":
+    """A savepoint, ``v1`` or ``run/v1`` (TCUP also writes ``/run/v1``): at most 50
+    characters, up to 10 segments of letters, digits, ``_ . : -``, each with a letter.
+    One leading slash is dropped; ``""`` or ``/`` is no savepoint."""
+    if value is None or value in ("", "/"):
         return ""
     text = _text(value, field)
-    if not _SAVEPOINT.match(text) or not re.search(r"[A-Za-z]", text):
-        raise bad_request(f"{field}: {text!r} must be 1 to 50 letters, digits, '_', '.', "
-                          "':' or '-', start with a letter, digit or '_', hold a letter "
-                          "and contain no '/'", field)
-    return text
+    if len(text) > MAX_SAVEPOINT:
+        raise bad_request(f"{field}: at most {MAX_SAVEPOINT} characters", field)
+    body = text[1:] if text.startswith("/") else text
+    segments = body.split("/")
+    if len(segments) > MAX_DEPTH:
+        raise bad_request(f"{field}: at most {MAX_DEPTH} segments", field)
+    for segment in segments:
+        if not _SAVEPOINT_SEGMENT.match(segment):
+            raise bad_request(f"{field}: {text!r}: each '/'-separated segment must be "
+                              "letters, digits, '_', '.', ':' or '-' holding a letter (no "
+                              "empty, '.' or '..' segment)", field)
+    return body
 
 
 def user_name(value: Any, field: str = "user") -> str:
@@ -188,7 +201,8 @@ def uri(value: Any, field: str = "file-uri") -> Uri:
     if "\\" in text or any(p in ("", ".", "..") for p in parts):
         raise bad_request(f"{field}: {text!r} has an empty, '.' or '..' segment or a "
                           "backslash", field)
-    if len(parts) > MAX_DEPTH + 4:
+    # tenant, user, a directory's and a savepoint's segments, the filename
+    if len(parts) > 2 * MAX_DEPTH + 3:
         raise bad_request(f"{field}: too many segments", field)
     user_name(parts[1], field)
     filename(parts[-1], field)

@@ -149,12 +149,13 @@ def test_explore_lists_subdirectories_and_files(dls: Dls) -> None:
     assert [f["filename"] for f in root["files"]] == ["top.csv"]
     assert root["directories"] == [{
         "name": "csv", "path": "csv", "parent": "", "file-count": 3, "size-bytes": 12,
-        "subdir-count": 1, "created-on": root["directories"][0]["created-on"]}]
+        "subdir-count": 1, "created-on": root["directories"][0]["created-on"],
+        "created-by": "dlsadmin", "metadata": []}]
     csv = dls.call("GET", "dlsadmin", "/catalog/explore", params={"path": "csv"}).json()
     assert [(f["filename"], f["savepoint"]) for f in csv["files"]] == [
         ("a.csv", ""), ("b.csv", "sp1")]
     assert [d["path"] for d in csv["directories"]] == ["csv/2024"]
-    assert csv["record-count"] == 2
+    assert csv["record-count"] == 3  # one directory and two files
     r = dls.call("GET", "dlsadmin", "/catalog/explore", params={"path": "nope"})
     assert r.status_code == 404
 
