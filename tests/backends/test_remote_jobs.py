@@ -269,3 +269,84 @@ async def test_reports_for_a_job_whose_directory_is_gone_are_answered(
                                        "ended_at": time.time()})
         assert r.status_code == 200, r.text
     assert (await execution.wait()).ending == "succeeded"
+
+
+# -- hostile bodies, seeded: a worker's token in the wrong hands -----------------------------
+_VOCAB = ["state", "started_at", "stdout", "stderr", "final", "offset", "data", "ending",
+          "exit_code", "reason", "ended_at", "order", "grace", "x" * 300, ""]
+_NUMBERS: list[Any] = [0, -1, 1, 2**31, -2**31 - 1, 2**63, -2**63 - 1, 10**400, 1e308,
+                       -1e308, 0.5, float("nan"), float("inf"), float("-inf"), True]
+
+
+def _hostile(rng: Any, depth: int = 0) -> Any:
+    """A JSON value of the shapes a worker sends, mangled: wrong types, extreme numbers
+    (NaN and infinities included, as Python's json writes them), junk keys, nesting."""
+    roll = rng.random()
+    if depth > 3 or roll < 0.25:
+        return rng.choice([*_NUMBERS, None, "", "running", "succeeded", "A" * 1000,
+                           "\x00", "é", "AAAA", "=="])
+    if roll < 0.5:
+        return [_hostile(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {rng.choice(_VOCAB): _hostile(rng, depth + 1) for _ in range(rng.randrange(6))}
+
+
+def _near_valid(rng: Any) -> dict[str, Any]:
+    """A report or an end that is nearly right: one field set to something hostile."""
+    beat: dict[str, Any] = {"state": "running", "final": True, "started_at": time.time(),
+                            "stdout": {"offset": 0, "data": "aGk="}}
+    end: dict[str, Any] = {"ending": "succeeded", "exit_code": 0, "reason": "exit code 0",
+                           "started_at": time.time(), "ended_at": time.time()}
+    body = dict(rng.choice([beat, end]))
+    key = rng.choice(list(body))
+    body[key] = rng.choice(_NUMBERS + [_hostile(rng)])
+    if key == "stdout" or rng.random() < 0.3:
+        body["stdout" if "state" in body else "reason"] = (
+            {"offset": rng.choice(_NUMBERS), "data": rng.choice(["aGk=", "!!", "A" * 5])}
+            if "state" in body
+            else rng.choice(["", "r" * 2001, "\x00"]))
+    return body
+
+
+async def test_hostile_reports_never_break_the_platform(executor: ListExecutor,
+                                                        place: Path) -> None:
+    """300 seeded hostile bodies to the report and end routes: each is answered (never a
+    5xx), nothing lands outside the jobs' directories, logs stay small, and every end that
+    was accepted is one a run can store (finite times, a 32-bit exit code). A job that an
+    accepted end finished is followed by a fresh one, so every body meets a live job."""
+    import random
+
+    rng = random.Random(20261129)
+    before = set(place.rglob("*"))
+    jobs: list[Any] = []
+    ended = 0
+    for i in range(300):
+        if not jobs or jobs[-1][1].state == "ended":
+            if jobs:
+                ended += 1
+                outcome = await jobs[-1][1].wait()
+                assert outcome.exit_code is None or -2**31 <= outcome.exit_code < 2**31
+                for t in (outcome.started_at, outcome.ended_at):
+                    assert t is None or 0 <= t < 1e11, outcome
+            job = make_job(place, f"job{len(jobs)}")
+            execution, message = await submitted(executor, job)
+            jobs.append((job, execution, message))
+            async with worker(message) as w:
+                assert (await w.get("/bundle")).status_code == 200
+        body = _near_valid(rng) if i % 2 else _hostile(rng)
+        route = "/end" if isinstance(body, dict) and "ending" in body else "/beat"
+        content = json.dumps(body)  # NaN and Infinity as Python writes them
+        async with worker(jobs[-1][2]) as w:
+            r = await w.post(route, content=content,
+                             headers={"content-type": "application/json"})
+        assert r.status_code in (200, 400), (i, route, content[:300], r.text)
+        if r.status_code != 200:
+            error = r.json()
+            assert error["code"] == 400 and error["message"], error
+    assert ended >= 3, ended  # near-valid ends were accepted: the checks above ran
+    made = set(place.rglob("*")) - before
+    for job, _, _ in jobs:
+        for log in (job.stdout, job.stderr):
+            assert not log.exists() or log.stat().st_size < 1 << 20
+    dirs = [job.workdir for job, _, _ in jobs]
+    logs = {p for job, _, _ in jobs for p in (job.stdout, job.stderr)}
+    assert all(p in logs or any(d == p or d in p.parents for d in dirs) for p in made), made

@@ -41,14 +41,14 @@ import time
 import weakref
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
-from ...errors import APIError
+from ...errors import APIError, bad_request
 from .base import Ending, Execution, Executor, Job, Outcome, Slots, State
 
 log = logging.getLogger("pyconnector.executor")
@@ -250,16 +250,20 @@ def _pack(workdir: Path) -> str:
     return path
 
 
+#: a moment as a worker reports it: seconds since the epoch, finite, before year 5000
+Moment = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+
+
 class LogChunk(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    offset: int = Field(ge=0)
+    offset: int = Field(ge=0, le=2**62)  # and within the job's file limit: see beat()
     data: str = Field(max_length=(LOG_CHUNK * 4) // 3 + 4)  # base64 of at most LOG_CHUNK
 
 
 class Beat(BaseModel):
     model_config = ConfigDict(extra="forbid")
     state: Literal["queued", "running", "paused"]
-    started_at: float | None = None
+    started_at: Moment | None = None
     stdout: LogChunk | None = None
     stderr: LogChunk | None = None
     final: bool = False  # the job has ended: the last of its logs, answered at once
@@ -268,10 +272,10 @@ class Beat(BaseModel):
 class End(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ending: Ending
-    exit_code: int | None
+    exit_code: int | None = Field(ge=-2**31, le=2**31 - 1)  # what a run row stores
     reason: str = Field(max_length=2000)
-    started_at: float | None
-    ended_at: float
+    started_at: Moment | None
+    ended_at: Moment
 
 
 @router.post("/jobs/{key}/beat")
@@ -281,12 +285,15 @@ async def beat(key: str, body: Beat, token: str = Token) -> dict[str, Any]:
     if execution.state == "ended":
         return {"order": "stop", "grace": 0}  # ended here (stopped, lost): so must it there
     job = execution.job
+    logs = [(path, chunk.offset, _log_bytes(name, chunk, job))
+            for name, chunk, path in (("stdout", body.stdout, job.stdout),
+                                      ("stderr", body.stderr, job.stderr))
+            if chunk is not None and chunk.data]  # all checked before anything is written
     if body.started_at is not None and execution.started_at is None:
         execution._started_at = body.started_at
         _touch(job)
-    for chunk, path in ((body.stdout, job.stdout), (body.stderr, job.stderr)):
-        if chunk is not None and chunk.data:
-            await asyncio.to_thread(_write_at, path, chunk.offset, base64.b64decode(chunk.data))
+    for path, offset, data in logs:
+        await asyncio.to_thread(_write_at, path, offset, data)
     if body.state != "queued" and execution.started_at is not None:
         execution._state = body.state
     execution._reported.set()
@@ -296,6 +303,20 @@ async def beat(key: str, body: Beat, token: str = Token) -> dict[str, Any]:
             await asyncio.wait_for(execution._ordered.wait(), HOLD_SECONDS)
     order, execution._order = execution._order, None
     return order or {}
+
+
+def _log_bytes(name: str, chunk: LogChunk, job: Job) -> bytes:
+    """The bytes of a log chunk, or a 400 naming the field: base64, and no further than
+    the job's file limit (a log is a file the job writes; a sparse file of any size is not
+    a worker's to make on the platform's disk)."""
+    try:
+        data = base64.b64decode(chunk.data, validate=True)
+    except ValueError:
+        raise bad_request(f"{name}.data: not base64", f"{name}.data") from None
+    if chunk.offset + len(data) > job.limits.file_bytes:
+        raise bad_request(f"{name}.offset: the log would pass the job's "
+                          f"{job.limits.file_bytes}-byte file limit", f"{name}.offset")
+    return data
 
 
 def _write_at(path: Path, offset: int, data: bytes) -> None:
