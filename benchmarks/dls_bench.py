@@ -1,8 +1,10 @@
 """Data Lake Service benchmarks, standalone: ``.venv/bin/python benchmarks/dls_bench.py``.
 
 1. Upload and download of a 1 GiB file through the connector, against ``cp`` of the same
-   file on the same disk in the same run (MB/s and ratio; goal >= 0.5 each way), with the
-   peak RSS (VmHWM) of the client process and of the server (goal < 150 MB each).
+   file on the same disk in the same run (MB/s and ratio; goal >= 0.5 each way); the
+   download also with ``curl`` to a file on that disk (goal >= 0.5 x cp) and to
+   ``/dev/null`` (the server's read path alone), with the peak RSS (VmHWM) of the client
+   process and of the server (goal < 150 MB each).
 2. Catalog search by a metadata expression over 100,000 files (p50; goal < 100 ms). The
    100,000 catalog rows are inserted in bulk into the DLS tables of the platform's store
    (one executemany per table), not by 100,000 HTTP uploads; the searches go through the
@@ -100,6 +102,17 @@ def child_dataframe(args: dict[str, Any]) -> dict[str, Any]:
         df = read()
         times.append(time.perf_counter() - t)
     return {"cold": times[0], "warm": times[1], "rows": len(df), "cols": len(df.columns)}
+
+
+def child_curl(args: dict[str, Any]) -> dict[str, Any]:
+    """``curl`` of the file from the platform: to ``path`` (a file on the same disk as
+    ``cp``'s) or ``/dev/null`` (the server's read path and loopback alone)."""
+    url = f"{args['url']}/api/dls/file?file-uri={args['uri']}"
+    t = time.perf_counter()
+    subprocess.run(["curl", "-sS", "--fail", "-o", args["path"], "-H",
+                    f"x-api-key: {args['api_key']}", "-H", f"x-dls-key: {args['dls_key']}",
+                    url], check=True)
+    return {"seconds": time.perf_counter() - t}
 
 
 def child_cp(args: dict[str, Any]) -> dict[str, Any]:
@@ -258,41 +271,57 @@ def main() -> int:
 
 def transfer(opts: Any, work: Path, src: Path, size: int, auth: dict[str, str], tenant: str,
              srv: Any, results: dict[str, Any]) -> None:
-    """1 GiB up and down through the connector, each against cp on the same disk."""
-    up, down, cp_up, cp_down, client_rss = [], [], [], [], []
+    """1 GiB up and down through the connector, each against cp on the same disk; the
+    download also with curl (to a file, and to /dev/null), all in the same run."""
+    steps = ("upload", "cp_up", "download", "cp_down", "curl", "curl_null")
+    secs: dict[str, list[float]] = {k: [] for k in steps}
+    client_rss = []
     uri = f"{tenant}/bench/big.bin"
     dst, back = work / "cp-copy.bin", work / "download.bin"
     for run in range(opts.runs):
         subprocess.run(["sync"], check=True)
-        cp_up.append(run_child("cp", src=str(src), dst=str(dst))["seconds"])
+        secs["cp_up"].append(run_child("cp", src=str(src), dst=str(dst))["seconds"])
         dst.unlink()
         subprocess.run(["sync"], check=True)
         r = run_child("upload", **auth, path=str(src), name="big.bin")
         assert r["size"] == size
-        up.append(r["seconds"])
+        secs["upload"].append(r["seconds"])
         client_rss.append(r["rss_mb"])
         subprocess.run(["sync"], check=True)
-        cp_down.append(run_child("cp", src=str(src), dst=str(dst))["seconds"])
+        secs["cp_down"].append(run_child("cp", src=str(src), dst=str(dst))["seconds"])
         dst.unlink()
         subprocess.run(["sync"], check=True)
         r = run_child("download", **auth, uri=uri, path=str(back))
-        down.append(r["seconds"])
+        secs["download"].append(r["seconds"])
         client_rss.append(r["rss_mb"])
         if run == 0:
             assert subprocess.run(["cmp", "-s", str(src), str(back)]).returncode == 0
         back.unlink()
-        print(f"run {run + 1}: upload {size / MB / up[-1]:.0f} MB/s, cp "
-              f"{size / MB / cp_up[-1]:.0f} MB/s; download {size / MB / down[-1]:.0f} "
-              f"MB/s, cp {size / MB / cp_down[-1]:.0f} MB/s", flush=True)
-    mbps = {k: size / MB / median(v) for k, v in
-            {"upload": up, "cp_up": cp_up, "download": down, "cp_down": cp_down}.items()}
+        subprocess.run(["sync"], check=True)
+        secs["curl"].append(run_child("curl", **auth, uri=uri, path=str(back))["seconds"])
+        if run == 0:
+            assert subprocess.run(["cmp", "-s", str(src), str(back)]).returncode == 0
+        back.unlink()
+        subprocess.run(["sync"], check=True)
+        secs["curl_null"].append(
+            run_child("curl", **auth, uri=uri, path="/dev/null")["seconds"])
+        rate = {k: size / MB / v[-1] for k, v in secs.items()}
+        print(f"run {run + 1}: upload {rate['upload']:.0f} MB/s, cp {rate['cp_up']:.0f} MB/s; "
+              f"download {rate['download']:.0f} MB/s, curl {rate['curl']:.0f} MB/s, cp "
+              f"{rate['cp_down']:.0f} MB/s; curl to /dev/null {rate['curl_null']:.0f} MB/s",
+              flush=True)
+    mbps = {k: size / MB / median(v) for k, v in secs.items()}
     results["transfer"] = {
         "size_mib": opts.size_mib, "runs": opts.runs,
+        "mb_s_runs": {k: [round(size / MB / x) for x in v] for k, v in secs.items()},
         "upload_mb_s": round(mbps["upload"]), "cp_mb_s_upload_run": round(mbps["cp_up"]),
         "upload_ratio": round(mbps["upload"] / mbps["cp_up"], 2),
         "download_mb_s": round(mbps["download"]),
+        "curl_mb_s": round(mbps["curl"]),
+        "curl_to_null_mb_s": round(mbps["curl_null"]),
         "cp_mb_s_download_run": round(mbps["cp_down"]),
         "download_ratio": round(mbps["download"] / mbps["cp_down"], 2),
+        "curl_ratio": round(mbps["curl"] / mbps["cp_down"], 2),
         "client_peak_rss_mb": round(max(client_rss)),
         "server_peak_rss_mb": round(vmhwm_mb(srv.proc.pid))}
     print(json.dumps(results["transfer"]), flush=True)
