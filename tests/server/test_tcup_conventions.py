@@ -180,3 +180,35 @@ def test_dls_bulk_answers_are_dls_responses_without_nulls(make_app: Any, db_url:
         assert isinstance(item["code"], int) and isinstance(item["messages"], list)
     assert [i["code"] for i in items] == [200, 404] or [i["code"] for i in items] == [204, 404]
     assert [i["value"] for i in items] == [uri, missing]
+
+
+@pytest.fixture
+def lake(make_app: Any, db_url: str) -> Dls:
+    return Dls(make_app(db_url), "alice")
+
+
+@pytest.mark.parametrize(("param", "limit", "good", "bad"), [
+    ("filename", 255, "f" * 251 + ".csv", "f" * 252 + ".csv"),
+    ("savepoint", 50, "run-" + "v" * 46, "run-" + "v" * 47),
+    ("comment", 255, "c" * 255, "c" * 256),
+])
+def test_dls_lengths_are_tcups(lake: Dls, param: str, limit: int, good: str,
+                               bad: str) -> None:
+    # §3.6: filename and comment at most 255 characters, savepoint at most 50.
+    assert len(good) == limit and len(bad) == limit + 1
+    args = {"filename": "f.csv", param: good}
+    r = lake.upload("alice", b"x", **args)
+    assert r.status_code == 201, r.text
+    args[param] = bad
+    r = lake.upload("alice", b"x", **args)
+    assert r.status_code == 400 and r.json()["field"] == param, r.text
+
+
+def test_dls_search_by_uri(lake: Dls) -> None:
+    # §3.5: uri, a file URI, finds that file alone.
+    for name in ("a.csv", "b.csv"):
+        assert lake.upload("alice", b"x", name, directory="d").status_code == 201
+    uri = lake.uri("alice", "d/b.csv")
+    r = lake.api.get(f"{DLS}/catalog", params={"uri": uri}, headers=lake.headers("alice"))
+    assert r.status_code == 200, r.text
+    assert [f["uri"] for f in r.json()["result"]] == [uri]
