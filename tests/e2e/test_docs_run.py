@@ -17,8 +17,8 @@ A page that starts no platform of its own continues from the README's quick star
 fresh platform serves, and ``PYCONNECTOR_URL`` and ``PYCONNECTOR_API_KEY`` hold its URL and
 the key it printed at first start (tenant ``default``'s administrator). The docs' port
 8080, and any other a background block names, is replaced by a free one (other runs share
-the machine); ``pip install`` lines are
-left out (tests/e2e/test_packaging.py installs the distribution the reader's way).
+the machine); ``pip install`` lines are left out (tests/e2e/test_packaging.py builds the
+distribution and installs it in a fresh virtualenv).
 """
 
 from __future__ import annotations
@@ -28,17 +28,15 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import need_service
+from conftest import need_service, wait_for
 
 from pyconnector_server.process import ServerProcess
 
@@ -107,12 +105,6 @@ def blocks(page: str) -> list[Block]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _shell_code(block: Block) -> str:
     """The commands of a shell block: a console block's ``$ `` lines; no ``pip install``."""
     lines = block.code.splitlines()
@@ -149,13 +141,13 @@ class PageRun:
 
     def __init__(self, page: str, work: Path) -> None:
         self.page, self.work = page, work
-        self.port = _free_port()
-        self.ports = {8080: self.port}  # the docs' ports: this run's free ones
+        self.ports: dict[int, int] = {}  # the docs' ports: those the platforms here took
         self.log = work.parent / "page.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PYCONNECTOR_")}
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"
-        self.env["PYCONNECTOR_PORT"] = str(self.port)  # a `serve` the docs start
+        self.env["PYCONNECTOR_PORT"] = "0"  # a `serve` the docs start takes a free port
         self.background: list[subprocess.Popen[bytes]] = []
+        self.background_logs: list[Path] = []
         self.platform: ServerProcess | None = None
         self.python: subprocess.Popen[str] | None = None
 
@@ -166,8 +158,8 @@ class PageRun:
 
     def start_platform(self) -> None:
         """The README quick start's platform, for a page that starts none itself."""
-        self.platform = ServerProcess.start(self.work / "pyconnector-data", "",
-                                            "--port", str(self.port))
+        self.platform = ServerProcess.start(self.work / "pyconnector-data")  # --port 0
+        self.ports[8080] = int(self.platform.url.rsplit(":", 1)[1])
         self.env["PYCONNECTOR_URL"] = self.platform.url
         self.env["PYCONNECTOR_API_KEY"] = self.platform.api_key
 
@@ -175,7 +167,11 @@ class PageRun:
         return f"{self.page}:{block.line}"
 
     def output(self) -> str:
-        return self.log.read_text()[-6000:] if self.log.exists() else ""
+        """The end of what the page's blocks printed, and of its background blocks."""
+        text = self.log.read_text() if self.log.exists() else ""
+        for out in self.background_logs:
+            text += f"--- background {out.name}:\n{out.read_text()[-3000:]}"
+        return text[-8000:]
 
     def run(self, block: Block) -> None:
         if block.action == "file":
@@ -231,30 +227,42 @@ class PageRun:
                         f"output:\n{self.output()}")
 
     def run_background(self, block: Block) -> None:
+        """Start the block, its platform on a free port (``--port 0``: a port picked
+        beforehand could be taken meanwhile on a shared machine); the port it names, else
+        8080, is that one from now on. Returns once ``/health`` answers there."""
         named = re.search(r"--port (\d+)", block.code)
-        if named and int(named[1]) not in self.ports:  # a second platform of the page
-            self.ports[int(named[1])] = _free_port()
-        port = self.ports[int(named[1])] if named else self.port
-        log = self.log.open("a")
-        log.write(f"--- {self.where(block)} (background)\n")
-        log.flush()
-        proc = subprocess.Popen(["bash", "-c", self.localise(_shell_code(block))],
-                                cwd=self.work, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        docs_port = int(named[1]) if named else 8080
+        code = re.sub(r"--port \d+", "--port 0", self.localise(_shell_code(block)))
+        out = self.work.parent / f"background-{block.line}.log"
+        with out.open("w") as log:
+            proc = subprocess.Popen(["bash", "-c", code], cwd=self.work, env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.background.append(proc)
-        url = f"http://127.0.0.1:{port}/health"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{self.where(block)}: the platform did not answer {url}:\n"
+        self.background_logs.append(out)
+
+        def alive() -> None:
+            if proc.poll() is not None:
+                pytest.fail(f"{self.where(block)}: ended with {proc.returncode}:\n"
                             f"{self.output()}")
-            time.sleep(0.1)
+
+        def listening() -> bool:
+            alive()
+            if m := re.search(r"listening on http://\S+:(\d+)", out.read_text()):
+                self.ports[docs_port] = int(m[1])
+            return docs_port in self.ports
+
+        def healthy() -> bool:
+            alive()
+            try:
+                url = f"http://127.0.0.1:{self.ports[docs_port]}/health"
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        self.ports.pop(docs_port, None)
+        wait_for(f"{self.where(block)} to say where it listens", listening, timeout=60)
+        wait_for(f"{self.where(block)} to answer /health", healthy, timeout=60)
 
     def close(self) -> None:
         if self.python is not None:
