@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -14,7 +15,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from conftest import wait_for
+from conftest import start_server, wait_for
 
 import pyconnector
 import pyconnector.datalake
@@ -198,3 +199,33 @@ def test_small_and_empty_files_go_the_resumable_way_when_asked(server, tmp_path:
         dls.uploadFile(src, savepoint="v1", resumable=True)
     assert dls.uploadFile(src, savepoint="v1", mode="OVERWRITE",
                           resumable=True)["message"] == "overwritten"
+
+
+def test_acknowledged_chunks_survive_a_killed_server(tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
+    """A chunk answered is on disk: after kill -9 and a restart on the same data dir the
+    status says so, and the rest completes the file."""
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir)
+    request.addfinalizer(first.stop)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = {"x-api-key": first.new_key(tenant), "x-dls-key": first.dls_key(tenant, "ana")}
+    data = os.urandom(2 << 20)
+    half = len(data) // 2 + 7
+    with httpx.Client(headers=headers, timeout=60) as c:
+        base = f"{first.url}/api/dls"
+        uri = c.post(f"{base}/file/resumable", params={
+            "filename": "k.bin", "sizeInBytes": len(data)}).json()["uri"]
+        r = c.put(f"{base}/file/resumable", params={"file-uri": uri}, content=data[:half],
+                  headers={"content-range": f"bytes 0-{half - 1}/{len(data)}"})
+        assert r.status_code == 200 and r.json()["offset"] == half
+    first.stop(signal.SIGKILL)
+    second = start_server(data_dir)
+    request.addfinalizer(second.stop)
+    with httpx.Client(headers=headers, timeout=60) as c:
+        base = f"{second.url}/api/dls"
+        assert c.get(f"{base}/file/status/k.bin").json()["offset"] == half
+        r = c.put(f"{base}/file/resumable", params={"file-uri": uri, "offset": half},
+                  content=data[half:])
+        assert r.status_code == 201, r.text
+        assert c.get(f"{base}/file", params={"file-uri": uri}).content == data
