@@ -45,6 +45,11 @@ UriList: TypeAlias = list[str] | tuple[str, ...]
 Metadata: TypeAlias = dict[str, Any] | Iterable[str] | str | None
 """``{"site": "pune"}``, ``["site=pune"]`` or ``"site=pune,rate=5"``."""
 FileType: TypeAlias = Literal["file", "bytes"]
+Fetch: TypeAlias = Literal["directoryFirst", "fileFirst", "directoryOnly", "fileOnly"]
+"""Which records :meth:`Datalake.exploreDirectory` lists, in which order."""
+# The times of the DLS answers (``03-JUL-2015 13:10:00 UTC``): tz-aware UTC timestamps
+# in DataFrames, ISO 8601 in tables and CSV.
+TIMES = ("created-on", "updated-on", "commented-on")
 
 # uploadFile sends files over this size through the resumable path, in chunks of
 # RESUMABLE_CHUNK bytes (each one stored durably before the server answers it), and goes
@@ -250,10 +255,11 @@ class Datalake:
 
     @staticmethod
     def _render(data: JSON | pd.DataFrame, responseType: str,  # noqa: N803
-                rows: Callable[[Any], Any] | None = None) -> JSON | pd.DataFrame:
+                rows: Callable[[Any], Any] | None = None,
+                times: tuple[str, ...] = ()) -> JSON | pd.DataFrame:
         from .formats import render
 
-        return render(data, responseType, rows)
+        return render(data, responseType, rows, times)
 
     # -- files ------------------------------------------------------------------------------------
     def uploadFile(self, filename: str | os.PathLike[str], directory: str | None = None,  # noqa: N802
@@ -555,6 +561,9 @@ class Datalake:
                    filename: str | None = None, directory: str | None = None,
                    savepoint: str | None = None, user: str | None = None,
                    uri: str | None = None, ownFile: bool | None = None,
+                   external: bool | None = None, transferred: bool | None = None,
+                   deleted: bool | None = None, bundled: bool | None = None,
+                   locked: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
                    responseType: Literal["json"] = "json",
@@ -566,6 +575,9 @@ class Datalake:
                    filename: str | None = None, directory: str | None = None,
                    savepoint: str | None = None, user: str | None = None,
                    uri: str | None = None, ownFile: bool | None = None,
+                   external: bool | None = None, transferred: bool | None = None,
+                   deleted: bool | None = None, bundled: bool | None = None,
+                   locked: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
                    responseType: Literal["dataframe"] = ...,
@@ -577,6 +589,9 @@ class Datalake:
                    filename: str | None = None, directory: str | None = None,
                    savepoint: str | None = None, user: str | None = None,
                    uri: str | None = None, ownFile: bool | None = None,
+                   external: bool | None = None, transferred: bool | None = None,
+                   deleted: bool | None = None, bundled: bool | None = None,
+                   locked: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,
                    responseType: TextType = ...,
@@ -588,6 +603,9 @@ class Datalake:
                    filename: str | None = None, directory: str | None = None,
                    savepoint: str | None = None, user: str | None = None,
                    uri: str | None = None, ownFile: bool | None = None,  # noqa: N803
+                   external: bool | None = None, transferred: bool | None = None,
+                   deleted: bool | None = None, bundled: bool | None = None,
+                   locked: bool | None = None,
                    sort: str | None = None, order: str | None = None,
                    pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
                    responseType: ResponseType = "json",  # noqa: N803
@@ -597,7 +615,10 @@ class Datalake:
         ``metadata``: an expression such as ``"site='pune' & rate>=5"`` (``,`` is OR,
         ``&`` AND, brackets group, ``*`` is a wildcard); ``size``: ``">10mb"`` (or a
         list, all must hold); ``time``: a start, or ``(start, end)``, of the upload
-        time; ``sort``: ``createdOn``, ``fileName``, ``size`` or ``updatedOn``. ``json``
+        time; ``sort``: ``createdOn``, ``fileName``, ``size`` or ``updatedOn``. TCUP's
+        flags: ``ownFile`` (True: yours; False: shared with you); ``external``,
+        ``transferred``, ``deleted``, ``bundled`` and ``locked`` name states no file of
+        this platform is in (False matches every file, True none). ``json``
         answers the page ``{page, page-size, total-page, count, result}``; the tabular
         types have one row per file of the page. ``columns``: a table shows ``uri``,
         ``size-bytes``, ``created-on`` and ``created-by`` unless given ``'all'`` or a
@@ -609,11 +630,14 @@ class Datalake:
             "text": text, "time": times, "size": size, "metadata": metadata,
             "filename": filename, "directory": directory, "savepoint": savepoint,
             "user": user, "uri": uri,
-            "ownFile": None if ownFile is None else str(ownFile).lower(), "sort": sort,
-            "order": order, "pageNo": pageNo, "pageSize": pageSize})
+            **{name: None if flag is None else str(bool(flag)).lower() for name, flag in (
+                ("ownFile", ownFile), ("external", external), ("transferred", transferred),
+                ("deleted", deleted), ("bundled", bundled), ("locked", locked))},
+            "sort": sort, "order": order, "pageNo": pageNo, "pageSize": pageSize})
         data = self._call("GET", "/catalog", params=params)
         return self._render(data, responseType, _columns(responseType, columns, SEARCH_COLUMNS,
-                                     lambda d: [_flat(r) for r in d["result"]]))
+                                     lambda d: [_flat(r) for r in d["result"]]),
+                            TIMES)
 
     @overload
     def getFileInfo(self, fileUri: str, responseType: Literal["json"] = "json") -> JSONObject: ...
@@ -633,39 +657,50 @@ class Datalake:
             url = self.http.client.build_request("GET", f"{BASE}/catalog", params=params).url
             raise NotFoundError(404, f"not.found: no file {fileUri!r} is visible to you",
                                 method="GET", url=str(url))
-        return self._render(data["result"][0], responseType, _flat)
+        return self._render(data["result"][0], responseType, _flat, TIMES)
 
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
+                         fetch: Fetch | None = None, nameRegex: str | None = None,
                          responseType: Literal["json"] = "json",
                          columns: Columns = None) -> JSONObject: ...
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
+                         fetch: Fetch | None = None, nameRegex: str | None = None,
                          responseType: Literal["dataframe"] = ...,
                          columns: Columns = None) -> pd.DataFrame: ...
     @overload
     def exploreDirectory(self, path: str | None = None, user: str | None = None,
                          pageNo: int | None = None, pageSize: int | None = None,
+                         fetch: Fetch | None = None, nameRegex: str | None = None,
                          responseType: TextType = ...,
                          columns: Columns = None) -> str: ...
 
     def exploreDirectory(self, path: str | None = None, user: str | None = None,  # noqa: N802
                          pageNo: int | None = None, pageSize: int | None = None,  # noqa: N803
+                         fetch: Fetch | None = None, nameRegex: str | None = None,  # noqa: N803
                          responseType: ResponseType = "json",  # noqa: N803
                          columns: Columns = None) -> JSON | pd.DataFrame:
         """A directory (default your root; ``user`` for another user's shared area): its
-        subdirectories and its files. Tables have a ``type`` column (directory/file). A table
+        subdirectories and its files, paged as one list. ``fetch``: ``directoryFirst``
+        (default), ``fileFirst``, ``directoryOnly`` or ``fileOnly``; ``nameRegex``: only
+        the records whose name matches (a search: anchor with ``^`` and ``$``). Tables
+        have a ``type`` column (directory/file). A table
         shows ``type``, ``name``, ``size-bytes``, ``created-on`` and ``created-by``
         unless ``columns`` is ``'all'`` or a list of names (as :meth:`searchFile`'s)."""
         params = _drop_none({"path": path, "user": user, "pageNo": pageNo,
-                             "pageSize": pageSize})
+                             "pageSize": pageSize, "fetch": fetch, "nameRegex": nameRegex})
         data = self._call("GET", "/catalog/explore", params=params)
+
+        def rows(d: JSONObject) -> JSONRecords:
+            dirs = [{"type": "directory", **_flat(x)} for x in d["directories"]]
+            files = [{"type": "file", **_flat(x)} for x in d["files"]]
+            return files + dirs if fetch == "fileFirst" else dirs + files
+
         return self._render(data, responseType, _columns(
-            responseType, columns, EXPLORE_COLUMNS, lambda d: [
-            {"type": "directory", **x} for x in d["directories"]] + [
-            {"type": "file", **_flat(x)} for x in d["files"]]))
+            responseType, columns, EXPLORE_COLUMNS, rows), TIMES)
 
     # -- sharing ---------------------------------------------------------------------------------
     def shareFile(self, fileUri: str, users: str | list[str],  # noqa: N802,N803
@@ -700,7 +735,7 @@ class Datalake:
     def getShares(self, responseType: ResponseType = "json"  # noqa: N802,N803
                   ) -> JSON | pd.DataFrame:
         """The shares you granted and those you received."""
-        return self._render(self._call("GET", "/share"), responseType)
+        return self._render(self._call("GET", "/share"), responseType, times=TIMES)
 
     # -- relations -------------------------------------------------------------------------------
     def createRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
@@ -723,7 +758,8 @@ class Datalake:
                     responseType: ResponseType = "json") -> JSON | pd.DataFrame:  # noqa: N803
         """Relations between files you can read: all, those of ``fileUri``, or of one name."""
         params = _drop_none({"file-uri": fileUri, "relation": relation})
-        return self._render(self._call("GET", "/relation", params=params), responseType)
+        return self._render(self._call("GET", "/relation", params=params), responseType,
+                            times=TIMES)
 
     def deleteRelation(self, sourceUri: str, targetUri: str,  # noqa: N802,N803
                        relation: str | None = None) -> JSONObject:
@@ -756,7 +792,8 @@ class Datalake:
     def getUsers(self, responseType: ResponseType = "json"  # noqa: N802,N803
                  ) -> JSON | pd.DataFrame:
         """The tenant's DLS users with their file counts and bytes."""
-        return self._render(self.http.request("GET", f"{BASE}/admin/users"), responseType)
+        return self._render(self.http.request("GET", f"{BASE}/admin/users"), responseType,
+                            times=TIMES)
 
     def newUserKey(self, user: str) -> JSONObject:  # noqa: N802
         """A new key for ``user``; the old one stops working (for your own, :meth:`newKey`)."""
