@@ -117,7 +117,9 @@ class Settings:
     max_body_bytes: int = _setting(16 * 1024 * 1024, "Largest JSON request body accepted; "
                                    "bigger bodies get 413.", minimum=1)
     max_upload_bytes: int = _setting(4 * 1024 * 1024 * 1024, "Largest streamed upload (CSV "
-                                     "observations) accepted; bigger ones get 413.", minimum=1)
+                                     "observations, Data Lake files) accepted; bigger ones get "
+                                     "413 (a Data Lake upload: TCUP's 400 "
+                                     "upload.filesize.exceeds).", minimum=1)
     max_page_size: int = _setting(10_000, "Largest `limit` a paged JSON query may ask for.",
                                   minimum=1)
     sos_slice_rows: int = _setting(131_072, "Values per observed property that a CSV or "
