@@ -42,13 +42,15 @@ KEYS = {
     503: "service.unavailable",
 }
 UPLOAD_TOO_LARGE = "upload.filesize.exceeds"
-# The routes that take a file in their body (POST): over the limit is TCUP's 400.
+# The routes that take a file (or a resumable upload's chunk) in their body: over the
+# limit is TCUP's 400.
 UPLOAD_PATHS = ("/file", "/file/resumable")
 
 
 def _upload(request: Request, prefix: str) -> bool:
     path = request.scope.get("path", "")
-    return request.method == "POST" and any(path.endswith(prefix + p) for p in UPLOAD_PATHS)
+    return request.method in ("POST", "PUT") and any(path.endswith(prefix + p)
+                                                     for p in UPLOAD_PATHS)
 
 
 def _key(request: Request, exc: APIError) -> str:

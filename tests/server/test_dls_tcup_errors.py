@@ -136,6 +136,9 @@ def test_an_oversized_upload_is_400_upload_filesize_exceeds(lake: Dls) -> None:
                         headers={**api.headers(), **lake.headers("alice")})
     _check("streamed", r, 400, "upload.filesize.exceeds")
     assert "1000 bytes" in r.json()["message"]
+    r = api.client.put(f"{DLS}/file/resumable", params={"file-uri": lake.uri("alice", "g")},
+                       content=b"z" * 1001, headers={**api.headers(), **lake.headers("alice")})
+    _check("resumable chunk", r, 400, "upload.filesize.exceeds")
     assert lake.blobs() == [] and lake.search("alice").json()["count"] == 0
     # An SOS body over the same limit keeps the platform's 413, without a key.
     r = api.post(f"{SOS}/observations/csv", content=b"t" * 1001,
