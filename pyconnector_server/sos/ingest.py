@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 from pyconnector.times import parse_time
 
 from ..auth import Tenant
@@ -194,3 +196,10 @@ def insert_observations(store: SosStore, t: Tenant, body: Any, routing: str) -> 
         return {**out, "results": results}
     return {"code": 207, "message": f"{len(results) - len(failed)} of {len(results)} "
             f"observation(s) {DONE[routing]}; see results", "results": results}
+
+
+def insert_observations_json(store: SosStore, t: Tenant, body: Any, routing: str) -> bytes:
+    """:func:`insert_observations`'s answer as JSON, rendered in the caller's (worker)
+    thread: FastAPI's encoder took longer than the checks of the items (about 2 ms for an
+    answer of 100 results), on the event loop."""
+    return orjson.dumps(insert_observations(store, t, body, routing))

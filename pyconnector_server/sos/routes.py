@@ -229,7 +229,8 @@ async def insert_observations(
     # Read here, not by a typed body: the insert checks its items on a fast path.
     routing = v.choice(x_routing, "x-routing", v.ROUTINGS, "db")
     body = await read_json(request)
-    return await call(ingest.insert_observations, s, t, body, routing)
+    return Response(await call(ingest.insert_observations_json, s, t, body, routing),
+                    media_type="application/json")
 
 
 @router.post("/observations/csv", summary="Upload observations as CSV (all or nothing)",
