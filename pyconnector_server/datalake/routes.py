@@ -244,15 +244,17 @@ async def upload(request: Request, filename: str | None = None, directory: str |
             with anyio.CancelScope(shield=True):
                 await call(s.blobs.delete, key)
             raise
-    try:
-        answer, garbage = await call(s.commit_upload, u, target, key, size, items, note,
-                                      ctype or None, sha256)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
+    # Shielded: a request cancelled once the commit is done must not delete the blob the
+    # catalog now points at (only a commit that failed or was rolled back drops it).
+    with anyio.CancelScope(shield=True):
+        try:
+            answer, garbage = await call(s.commit_upload, u, target, key, size, items, note,
+                                          ctype or None, sha256)
+        except BaseException:
             await call(s.blobs.delete, key)
-        raise
-    for old in garbage:
-        await call(s.blobs.delete, old)
+            raise
+        for old in garbage:
+            await call(s.blobs.delete, old)
     return JSONResponse(answer, status_code=answer["code"])
 
 
