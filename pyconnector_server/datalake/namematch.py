@@ -5,7 +5,8 @@ name of a few dozen characters, and a name comes from users. So the pattern is p
 ``re``'s own parser (the syntax users know) and run here as a Thompson NFA: every step
 advances the set of live states by one character, so a match costs at most characters ×
 states, whatever the pattern. What needs backtracking (back-references, look-arounds,
-conditionals) is refused with a 400 naming ``nameRegex``, as are inline flags.
+conditionals, atomic groups, possessive repeats) is refused with a 400 naming
+``nameRegex``, as are inline flags.
 
 Matching is a search, as PostgreSQL's ``~`` and ``grep``: ``csv`` matches ``a.csv.gz``;
 anchor with ``^`` and ``$`` for the whole name.
@@ -94,7 +95,9 @@ class NamePattern:
             return self._seq(list(sub), nxt)
         if op is c.BRANCH:
             return self._new(["split", [self._seq(list(alt), nxt) for alt in av[1]]])
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+        # A lazy repeat matches where a greedy one does (a search only says whether);
+        # atomic groups and possessive repeats change which names match: refused below.
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
             lo, hi, sub = av
             items = list(sub)
             if hi == c.MAXREPEAT:
@@ -113,8 +116,6 @@ class NamePattern:
             if av not in (c.AT_BEGINNING, c.AT_BEGINNING_STRING, c.AT_END, c.AT_END_STRING):
                 raise _refuse(f"the anchor {av}")
             return self._new(["at", av, nxt])
-        if op is getattr(c, "ATOMIC_GROUP", None):
-            return self._seq(list(av), nxt)  # without backtracking, atomic changes nothing
         raise _refuse(str(op).lower().replace("_", " "))
 
     @staticmethod
