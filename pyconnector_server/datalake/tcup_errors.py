@@ -53,12 +53,21 @@ def _upload(request: Request, prefix: str) -> bool:
                                                      for p in UPLOAD_PATHS)
 
 
+def _header(request: Request, name: str) -> str | None:
+    """The request's header ``name``; None if absent or if ``name`` (a field named by a
+    body, any text) cannot be a header name."""
+    if not name.isascii():
+        return None
+    return request.headers.get(name)
+
+
 def _key(request: Request, exc: APIError) -> str:
     """The key of an error made without one."""
     if exc.status >= 500 and exc.status != 503:
         return "internal.error"
     if exc.status == 400 and request.method in ("POST", "PUT", "PATCH") and not (
-            exc.field and (exc.field in request.query_params or exc.field in request.headers
+            exc.field and (exc.field in request.query_params
+                           or _header(request, exc.field) is not None
                            or exc.field in request.path_params)):
         return "invalid.input"  # TCUP's word for a body it cannot take
     return KEYS.get(exc.status, "invalid.argument" if exc.status < 500 else "internal.error")
@@ -77,8 +86,9 @@ def tcup_messages(request: Request, exc: APIError) -> list[dict[str, Any]]:
     if message.startswith(exc.field + ": "):  # the key says which field
         message = message[len(exc.field) + 2:]
     item: dict[str, Any] = {"key": _kebab(exc.field)}
-    values = request.query_params.getlist(exc.field) or (
-        [request.headers[exc.field]] if exc.field in request.headers else [])
+    header = _header(request, exc.field)
+    values = request.query_params.getlist(exc.field) or ([header] if header is not None
+                                                         else [])
     if values:
         item["value"] = ",".join(values)
     item["messages"] = [message]

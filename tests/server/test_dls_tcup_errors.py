@@ -169,6 +169,16 @@ def test_a_400_in_tcup_list_form_when_asked(lake: Dls) -> None:
     assert r.status_code == 400
     [item] = r.json()
     assert set(item) == {"messages"} and "JSON" in item["messages"][0]
+    # A field named by the body may be any text, never taken for a header (fuzz: was 500).
+    uri = lake.uri("alice", "a")
+    strange = {"m\U0005fe0e": [1]}
+    r = api.put(f"{DLS}/file/metadata", params={"file-uri": uri}, json=strange,
+                headers=lake.headers("alice"))
+    _check("strange field", r, 400, "invalid.input", "m\U0005fe0e")
+    r = api.put(f"{DLS}/file/metadata", params={"file-uri": uri}, json=strange,
+                headers={**lake.headers("alice"), **TCUP})
+    assert r.status_code == 400 and r.json()[0]["key"] == "m\U0005fe0e", r.text
+    assert "value" not in r.json()[0]
     # Other statuses keep the one shape, with their key.
     r = lake.download("alice", lake.uri("alice", "nope.csv"), **TCUP)
     _check("404 asked for tcup", r, 404, "not.found", "file-uri")
