@@ -122,7 +122,7 @@ class Settings:
                                      "upload.filesize.exceeds).", minimum=1)
     max_page_size: int = _setting(10_000, "Largest `limit` a paged JSON query may ask for.",
                                   minimum=1)
-    sos_slice_rows: int = _setting(131_072, "Values per observed property that a CSV or "
+    sos_slice_rows: int = _setting(65_536, "Values per observed property that a CSV or "
                                    "Arrow observation answer reads at a time: it bounds the "
                                    "server's memory for large answers.", minimum=1)
     jwt_leeway_seconds: int = _setting(30, "Clock skew tolerated when checking JWT expiry.",
