@@ -61,8 +61,16 @@ def _header(request: Request, name: str) -> str | None:
     return request.headers.get(name)
 
 
+# A message that starts with a key, as :func:`~.store.dls_error` writes them.
+_LEADING_KEY = re.compile(r"^([a-z]+(?:\.[a-zA-Z]+)+): ")
+
+
 def _key(request: Request, exc: APIError) -> str:
-    """The key of an error made without one."""
+    """The key of an error made without one: the key its message starts with, else its
+    status's."""
+    m = _LEADING_KEY.match(exc.message)
+    if m is not None and m[1] != exc.field:  # "a.b: unknown field" names a field
+        return m[1]
     if exc.status >= 500 and exc.status != 503:
         return "internal.error"
     if exc.status == 400 and request.method in ("POST", "PUT", "PATCH") and not (

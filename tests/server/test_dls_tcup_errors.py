@@ -226,3 +226,20 @@ def test_api_docs_where_tcup_serves_them(make_app: Any, db_url: str, base: str) 
         r = api.client.get(f"{base}/v2/api-docs", headers=headers)
         assert r.status_code == 401 and r.json()["code"] == 401
     assert (r.json().get("key") == "not.authenticated") == (base == DLS)
+
+
+def test_a_key_written_in_the_message_is_the_key() -> None:
+    from starlette.requests import Request
+
+    from pyconnector_server.datalake.tcup_errors import dialect
+    from pyconnector_server.errors import APIError
+
+    answer = dialect(DLS)
+    request = Request({"type": "http", "method": "PUT", "path": f"{DLS}/file/resumable",
+                       "query_string": b"", "headers": []})
+    r = answer(request, APIError(409, "offset.mismatch: the upload has 5 bytes stored"))
+    assert r.status_code == 409 and b'"key":"offset.mismatch"' in r.body
+    r = answer(request, APIError(409, "the file kept changing: try again"))
+    assert b'"key":"already.exists"' in r.body  # no key in the message: the status's
+    r = answer(request, APIError(400, "a.b: unknown field", field="a.b"))
+    assert b'"key":"invalid.input"' in r.body  # a field, not a key
