@@ -170,6 +170,7 @@ def test_dls_bulk_answers_are_dls_responses_without_nulls(make_app: Any, db_url:
     r = lake.api.put(f"{DLS}/share", json={"file-uri": uri, "users": ["bob"],
                                           "permissions": "R"}, headers=lake.headers("alice"))
     assert r.status_code == 207, r.text
+    assert r.json()[0]["messages"][0] == "shared"  # TCUP's message words
     missing = lake.uri("alice", "gone.csv")
     r = lake.delete("alice", uri, missing)
     assert r.status_code == 207, r.text
@@ -180,6 +181,7 @@ def test_dls_bulk_answers_are_dls_responses_without_nulls(make_app: Any, db_url:
         assert isinstance(item["code"], int) and isinstance(item["messages"], list)
     assert [i["code"] for i in items] == [200, 404] or [i["code"] for i in items] == [204, 404]
     assert [i["value"] for i in items] == [uri, missing]
+    assert items[0]["messages"] == ["deleted"]
 
 
 @pytest.fixture
