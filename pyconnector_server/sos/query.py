@@ -168,19 +168,45 @@ def _read_slices(store: SosStore, p: Plan, q: ObservationQuery, rows: int,
     desc = q.order == "desc"
     order = "descending" if desc else "ascending"
     lo, hi = q.start, q.end  # the span left to read: [lo, hi), None is unbounded
+    # On PostgreSQL a probe costs about what the read does (walking the key index visits
+    # the rows behind it until the table is vacuumed): a slice's span is then sized from
+    # the slice before (its span and its biggest series), and a probe is made only at
+    # the start and after an empty slice. SQLite's probes are cheap and exact.
+    adaptive = store.db.dialect == "postgresql"
+    width: int | None = None
     while True:
         # asc: this slice is [lo, cut); desc: [cut, hi). None: all that is left.
-        cut = _probe(store, p, rows, lo, hi, desc)
+        if width is None:
+            cut = _probe(store, p, rows, lo, hi, desc)
+        elif desc:
+            assert hi is not None  # a width comes from a span that had both ends
+            cut = None if lo is not None and hi - width <= lo else hi - width
+        else:
+            assert lo is not None
+            cut = None if hi is not None and lo + width >= hi else lo + width
         window = (replace(q, start=cut if cut is not None else lo, end=hi) if desc else
                   replace(q, start=lo, end=cut if cut is not None else hi))
-        keys = _keys(store, p, window, desc, None).sort_by([("t", order), ("s", order)])
+        tables = store.db.read_arrow([
+            (_series_sql(prop, p.sensors_of[prop.name], window, desc, None),
+             _series_schema(prop, p.column[prop.name])) for prop in p.read])
+        most = max((tb.num_rows for tb in tables), default=0)
+        keys = _align(list(zip(p.read, tables)), {p.column[n] for n in p.filtered},
+                      p.column)
+        del tables
+        keys = keys.sort_by([("t", order), ("s", order)])
         yield _present(keys, p.refs, p.wanted, p.column).cast(schema)
         if cut is None:
             return
         if desc:
+            span = None if hi is None else hi - cut
             hi = cut
         else:
+            span = None if lo is None else cut - lo
             lo = cut
+        width = None
+        if adaptive and span is not None and most:
+            # As many values as ``rows`` at the last slice's density; at most twice its span.
+            width = max(1, min(2 * span, span * rows // most))
 
 
 def _probe(store: SosStore, p: Plan, rows: int, lo: int | None, hi: int | None,
