@@ -177,7 +177,9 @@ def _read_slices(store: SosStore, p: Plan, q: ObservationQuery, rows: int,
     while True:
         # asc: this slice is [lo, cut); desc: [cut, hi). None: all that is left.
         if width is None:
-            cut = _probe(store, p, rows, lo, hi, desc)
+            # Adaptive: a small first probe (a probe walks its share of every series);
+            # the slices then grow to ``rows`` values, at most doubling each time.
+            cut = _probe(store, p, min(rows, MIN_SHARE) if adaptive else rows, lo, hi, desc)
         elif desc:
             assert hi is not None  # a width comes from a span that had both ends
             cut = None if lo is not None and hi - width <= lo else hi - width
@@ -194,14 +196,17 @@ def _read_slices(store: SosStore, p: Plan, q: ObservationQuery, rows: int,
                       p.column)
         del tables
         keys = keys.sort_by([("t", order), ("s", order)])
+        # The slice's first time: where its span began when it had no bound there.
+        first = keys["t"][0].as_py() if keys.num_rows else None
         yield _present(keys, p.refs, p.wanted, p.column).cast(schema)
         if cut is None:
             return
+        near = (hi if hi is not None else None if first is None else first + 1) if desc else (
+            lo if lo is not None else first)
+        span = None if near is None else (near - cut if desc else cut - near)
         if desc:
-            span = None if hi is None else hi - cut
             hi = cut
         else:
-            span = None if lo is None else cut - lo
             lo = cut
         width = None
         if adaptive and span is not None and most:
