@@ -135,10 +135,11 @@ def sliced(store: SosStore, t: Tenant, q: ObservationQuery, rows: int) -> Sliced
 
     Each slice is a span of time whose records are read, lined up and sorted as
     :func:`run` does for the whole answer; the spans follow one another in the answer's
-    order, so the slices put end to end are :func:`run`'s table. A span ends where a
-    probe says one of its sensors would give more than its share of ``rows`` (the
+    order, so the slices put end to end are :func:`run`'s table. On SQLite a span ends
+    where a probe says one of its sensors would give more than its share of ``rows`` (the
     ``share+1``-th value of each (sensor, property) from the span's start, found in the
-    primary key's index). Each slice is read in a transaction of its own: between two
+    primary key's index); on PostgreSQL, where a probe costs about what the read does, a
+    span is sized from the slice before (see :func:`_read_slices`). Each slice is read in a transaction of its own: between two
     slices the server holds no connection, so a client that leaves mid-answer leaves
     nothing open. A query with ``latest``, ``limit``, ``offset`` or ``cursor`` is one
     slice (:func:`run`): its size is bounded by its own terms.
