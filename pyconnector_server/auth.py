@@ -291,6 +291,7 @@ def current_key(conn: HTTPConnection) -> ApiKey:
     return k
 
 
-def current_tenant(k: ApiKey = Depends(current_key)) -> Tenant:
-    """FastAPI dependency: the tenant the request authenticates as, or 401."""
+async def current_tenant(k: ApiKey = Depends(current_key)) -> Tenant:
+    """FastAPI dependency: the tenant the request authenticates as, or 401 (``async``: no
+    I/O here, so no worker-thread hop; :func:`current_key` does the lookup)."""
     return k.tenant

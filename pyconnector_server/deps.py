@@ -19,7 +19,7 @@ violation; 1011 for a server fault) with the error's message as the close reason
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -44,11 +44,14 @@ Auth = Depends(current_tenant)  # the caller's tenant, or 401 (1008 on a WebSock
 AuthKey = Depends(current_key)  # the caller's API key (with its role), or 401
 
 
-def state(name: str, kind: type[T]) -> Callable[[HTTPConnection], T]:
+def state(name: str, kind: type[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
     """A dependency answering ``app.state.<name>``: the resource a service's ``open``
-    hung there (``kind`` types it for the routes; it is not checked per request)."""
+    hung there (``kind`` types it for the routes; it is not checked per request).
 
-    def dependency(conn: HTTPConnection) -> T:
+    ``async`` because it does no I/O: FastAPI runs a plain ``def`` dependency in a worker
+    thread, a hop per request for nothing."""
+
+    async def dependency(conn: HTTPConnection) -> T:
         return getattr(conn.app.state, name)  # type: ignore[no-any-return]
 
     dependency.__name__ = f"{name}_state"
