@@ -8,7 +8,6 @@ reads through ADBC on PostgreSQL) ask :attr:`Database.dialect` and are tested on
 from __future__ import annotations
 
 import os
-
 import queue
 import time
 from collections.abc import Iterator
