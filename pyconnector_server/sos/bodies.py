@@ -37,6 +37,14 @@ PropertyType = Annotated[Literal["quantity", "count", "text"], BeforeValidator(_
 SensorKind = Annotated[Literal["atomic", "composite"], BeforeValidator(_lower)]
 
 
+class Versioned(Model):
+    """TCUP's ``version`` (its adapters send ``"1.0.1"``): optional in every SOS POST and
+    PUT body, and not stored."""
+
+    version: str | None = Field(None, max_length=64,
+                                description="TCUP's body version: accepted, not stored")
+
+
 class Location(Model):
     """A point: latitude and longitude in degrees, altitude in metres."""
 
@@ -45,7 +53,7 @@ class Location(Model):
     alt: float | None = Field(None, ge=-1e6, le=1e6, allow_inf_nan=False)
 
 
-class FeatureIn(Model):
+class FeatureIn(Versioned):
     """A new feature of interest (a room, an engine, a patient)."""
 
     name: Name
@@ -55,7 +63,7 @@ class FeatureIn(Model):
     parent: Name | None = Field(None, description="The parent feature's name")
 
 
-class FeatureUpdate(Model):
+class FeatureUpdate(Versioned):
     """The fields of a feature to change; ``parent: null`` makes it a root feature,
     ``location: null`` removes its location."""
 
@@ -90,7 +98,7 @@ class OutputIn(Model):
         return {"name": value} if isinstance(value, str) else value
 
 
-class SensorIn(Model):
+class SensorIn(Versioned):
     """A new sensor of a feature: ``atomic``, or ``composite`` with member sensors."""
 
     name: Name
@@ -103,7 +111,7 @@ class SensorIn(Model):
     outputs: list[OutputIn] = Field(default_factory=list)
 
 
-class SensorUpdate(Model):
+class SensorUpdate(Versioned):
     """The fields of a sensor to change. ``outputs`` only adds outputs (observations may
     exist for the ones declared); ``members`` replaces them."""
 
@@ -115,7 +123,7 @@ class SensorUpdate(Model):
     outputs: list[OutputIn] | None = None
 
 
-class PropertyIn(Model):
+class PropertyIn(Versioned):
     """A new observed property: a quantity (a number), a count (an integer) or text."""
 
     name: PropertyName
@@ -124,7 +132,7 @@ class PropertyIn(Model):
     description: Text = ""
 
 
-class PropertyUpdate(Model):
+class PropertyUpdate(Versioned):
     """The fields of an observed property to change (its type only while it has no
     observations)."""
 

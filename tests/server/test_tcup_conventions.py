@@ -71,16 +71,21 @@ def test_version_is_optional_and_not_stored(sos: Any) -> None:
     assert stored_values(sos) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the feature, sensor and observed-property bodies "
-                   "are strict: 'version' is refused as an unknown field (reported)")
 def test_version_is_optional_in_the_other_sos_writes(sos: Any) -> None:
-    # §1.5 says every SOS POST/PUT; only the observation insert honours it yet.
+    # §1.5: optional in every SOS POST/PUT, and not stored.
     writes = [sos.put(f"{SOS}/features/NODE42", json={"version": "1.0.1", "description": "d"}),
               sos.post(f"{SOS}/features", json={"version": "1.0.1", "name": "NODE43"}),
               sos.post(f"{SOS}/sensors", json={"version": "1.0.1", "name": "s43",
-                                               "feature": "NODE43"})]
-    assert [w.json()["code"] for w in writes] == [200, 201, 201], [w.text for w in writes]
-    assert "version" not in sos.get(f"{SOS}/features/NODE43").text
+                                               "feature": "NODE43"}),
+              sos.put(f"{SOS}/sensors/s43", json={"version": "1.0.1", "description": "d"}),
+              sos.post(f"{SOS}/observedProperties", json={"version": "1.0.1", "name": "p43"}),
+              sos.put(f"{SOS}/observedProperties/p43", json={"version": "1.0.1", "unit": "K"})]
+    assert [w.json()["code"] for w in writes] == [200, 201, 201, 200, 201, 200], \
+        [w.text for w in writes]
+    for path in ("features/NODE43", "sensors/s43", "observedProperties/p43"):
+        assert "version" not in sos.get(f"{SOS}/{path}").json(), path
+    bad = sos.post(f"{SOS}/features", json={"version": 1.0, "name": "NODE44"}).json()
+    assert bad["code"] == 400 and bad["field"] == "feature.version", bad
 
 
 def test_feature_may_be_left_out_of_an_observation(sos: Any) -> None:
